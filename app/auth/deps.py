@@ -1,0 +1,29 @@
+"""Typed dependencies for routes: who is calling, and may they."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, status
+from fastapi_users import FastAPIUsers
+
+from app.auth.strategy import auth_backend
+from app.types.enums import UserRole
+from app.users.manager import UserManager, get_user_manager
+from app.users.models import User
+
+fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [auth_backend])
+
+current_user = fastapi_users.current_user(active=True)
+
+CurrentUser = Annotated[User, Depends(current_user)]
+UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
+
+
+def require_admin(user: CurrentUser) -> User:
+    """Anonymous → 401 (from current_user); signed in without the admin role → 403."""
+    if user.role != UserRole.ADMIN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="ADMIN_ROLE_REQUIRED")
+    return user
+
+
+AdminUser = Annotated[User, Depends(require_admin)]

@@ -1,0 +1,50 @@
+"""Login and registration throttling on the `limits` library.
+
+In memory by default; in Redis when REDIS_URL is set, so several instances share counts.
+Defaults follow django-allauth: 5 failed logins per account per 5 minutes, 30 login
+attempts per IP per minute, 20 registrations per IP per hour.
+"""
+
+import math
+import time
+
+from limits import RateLimitItem, parse
+from limits.storage import storage_from_string
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from app.core.config import Settings
+from app.core.errors import RateLimited
+
+
+class RateLimits:
+    def __init__(self, settings: Settings):
+        self.enabled = settings.RATE_LIMIT_ENABLED
+        uri = f"async+{settings.REDIS_URL}" if settings.REDIS_URL else "async+memory://"
+        self._limiter = MovingWindowRateLimiter(storage_from_string(uri))
+        self.login_account = _namespaced(settings.RATE_LIMIT_LOGIN_ACCOUNT, "login-account")
+        self.login_ip = _namespaced(settings.RATE_LIMIT_LOGIN_IP, "login-ip")
+        self.register_ip = _namespaced(settings.RATE_LIMIT_REGISTER_IP, "register-ip")
+
+    async def hit(self, item: RateLimitItem, key: str) -> None:
+        """Count one event; raise RateLimited when it goes over the limit."""
+        if self.enabled and not await self._limiter.hit(item, key):
+            raise RateLimited(await self._retry_after(item, key))
+
+    async def check(self, item: RateLimitItem, key: str) -> None:
+        """Raise RateLimited if the limit is already exhausted, without counting."""
+        if self.enabled and not await self._limiter.test(item, key):
+            raise RateLimited(await self._retry_after(item, key))
+
+    async def count(self, item: RateLimitItem, key: str) -> None:
+        """Count one event without refusing this one (e.g. a failed login)."""
+        if self.enabled:
+            await self._limiter.hit(item, key)
+
+    async def _retry_after(self, item: RateLimitItem, key: str) -> int:
+        stats = await self._limiter.get_window_stats(item, key)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+
+def _namespaced(spec: str, namespace: str) -> RateLimitItem:
+    item = parse(spec)
+    return type(item)(item.amount, item.multiples, namespace=namespace)

@@ -1,0 +1,42 @@
+"""Per-app auth components, built once from settings and kept on `app.state.auth`."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fastapi import Request
+
+from app.auth.cookie import SessionCookie, build_session_cookie
+from app.auth.ratelimit import RateLimits
+from app.core.config import Settings
+from app.core.security import PasswordHasher, SessionTokenCodec
+
+
+@dataclass(frozen=True)
+class AuthComponents:
+    cookie: SessionCookie
+    codec: SessionTokenCodec
+    hasher: PasswordHasher
+    limits: RateLimits
+    session_max_age: timedelta
+    secret: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "AuthComponents":
+        secret = settings.SECRET_KEY.get_secret_value()
+        return cls(
+            cookie=build_session_cookie(settings),
+            codec=SessionTokenCodec(secret, settings.SESSION_LIFETIME_SECONDS),
+            hasher=PasswordHasher(settings.PASSWORD_HASH_THREADS),
+            limits=RateLimits(settings),
+            session_max_age=timedelta(seconds=settings.SESSION_MAX_AGE_SECONDS),
+            secret=secret,
+        )
+
+
+def auth_components(request: Request) -> AuthComponents:
+    return request.app.state.auth
+
+
+def client_ip(request: Request) -> str:
+    """The peer address (behind a proxy, run uvicorn with --proxy-headers)."""
+    return request.client.host if request.client else "unknown"

@@ -1,0 +1,94 @@
+"""fastapi-users strategy: a JWT that names a server-side session row.
+
+read_token verifies the JWT, loads the session and its user in one query, and records
+the session on `request.state` for the renewal middleware.
+"""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi_users.authentication import AuthenticationBackend, CookieTransport
+from fastapi_users.manager import BaseUserManager
+from fastapi_users.authentication.strategy import Strategy
+
+from app.auth import sessions
+from app.auth.cookie import COOKIE_NAME
+from app.auth.services import AuthComponents, auth_components, client_ip
+from app.core.clock import utcnow
+from app.core.db import SessionDep
+from app.core.security import SessionClaims
+from app.users.models import User
+
+AUTH_STATE_KEY = "auth_claims"
+
+
+def current_claims(request: Request) -> SessionClaims | None:
+    """The session that authenticated this request, if any."""
+    return getattr(request.state, AUTH_STATE_KEY, None)
+
+
+class SessionStrategy(Strategy[User, object]):
+    def __init__(self, request: Request, db: SessionDep, components: AuthComponents):
+        self.request = request
+        self.db = db
+        self.components = components
+
+    async def read_token(
+        self, token: str | None, user_manager: BaseUserManager[User, object]
+    ) -> User | None:
+        if not token:
+            return None
+        claims = self.components.codec.decode(token)
+        if claims is None:
+            return None
+        live = await sessions.load_live_session(
+            self.db, claims.session_id, claims.user_id, self.components.session_max_age
+        )
+        if live is None:
+            return None
+        setattr(self.request.state, AUTH_STATE_KEY, claims)
+        return live[1]
+
+    async def write_token(self, user: User) -> str:
+        row = await sessions.create_session(
+            self.db,
+            user.id,
+            ip=client_ip(self.request),
+            user_agent=self.request.headers.get("user-agent"),
+        )
+        return self.components.codec.encode(SessionClaims(user.id, row.id), utcnow())
+
+    async def destroy_token(self, token: str, user: User) -> None:
+        claims = self.components.codec.decode(token)
+        if claims is not None:
+            await sessions.revoke_session(self.db, claims.session_id, user.id)
+
+
+def get_strategy(
+    request: Request,
+    db: SessionDep,
+    components: Annotated[AuthComponents, Depends(auth_components)],
+) -> SessionStrategy:
+    return SessionStrategy(request, db, components)
+
+
+class SessionBackend(AuthenticationBackend[User, object]):
+    """Login and logout answer with the app's own cookie policy (built from settings).
+
+    The module-level transport only names the cookie, for reading it and for OpenAPI.
+    """
+
+    async def login(self, strategy: SessionStrategy, user: User):  # type: ignore[override]
+        token = await strategy.write_token(user)
+        return await strategy.components.cookie.get_login_response(token)
+
+    async def logout(self, strategy: SessionStrategy, user: User, token: str):  # type: ignore[override]
+        await strategy.destroy_token(token, user)
+        return strategy.components.cookie.logout_response()
+
+
+auth_backend = SessionBackend(
+    name="cookie",
+    transport=CookieTransport(cookie_name=COOKIE_NAME),
+    get_strategy=get_strategy,
+)

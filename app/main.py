@@ -1,0 +1,76 @@
+"""Application factory: settings, database, auth components, middleware, routers."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app import admin, health
+from app.auth.csrf import CrossOriginProtectionMiddleware
+from app.auth.renewal import SessionRenewalMiddleware
+from app.auth.router import router as auth_router
+from app.auth.router import sessions_router
+from app.auth.services import AuthComponents
+from app.core.config import Settings, get_settings
+from app.core.db import create_engine, create_sessionmaker
+from app.core.errors import install_error_handlers
+from app.users.router import router as users_router
+
+OPENAPI_TAGS = [
+    {"name": "auth", "description": "Регистрация, вход и выход · Registration, login, logout"},
+    {"name": "users", "description": "Мой аккаунт · My account"},
+    {"name": "sessions", "description": "Мои сеансы · My sessions"},
+    {"name": "admin: users", "description": "Пользователи (для персонала) · Users (staff)"},
+    {"name": "health", "description": "Проверки работоспособности · Health probes"},
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = create_engine(settings.DATABASE_URL, echo=settings.DB_ECHO)
+    auth = AuthComponents.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="Shop API",
+        version="0.1.0",
+        description=(
+            "Бэкенд интернет-магазина · Online shop backend. "
+            "Sign in with `POST /auth/login` (the session cookie is set for you), "
+            "then call any route."
+        ),
+        openapi_tags=OPENAPI_TAGS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.auth = auth
+
+    install_error_handlers(app)
+    # Added innermost first: renewal runs closest to the routes, CORS outermost.
+    app.add_middleware(SessionRenewalMiddleware, cookie=auth.cookie, codec=auth.codec)
+    app.add_middleware(CrossOriginProtectionMiddleware, trusted_origins=settings.TRUSTED_ORIGINS)
+    if settings.TRUSTED_ORIGINS:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.TRUSTED_ORIGINS,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            allow_headers=["Content-Type"],
+        )
+
+    app.include_router(auth_router)
+    app.include_router(users_router)
+    app.include_router(sessions_router)
+    app.include_router(admin.router)
+    app.include_router(health.router)
+    return app
+
+
+app = create_app()

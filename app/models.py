@@ -1,0 +1,6 @@
+"""Imports every model module so `Base.metadata` is complete (for Alembic and tests)."""
+
+
+def load_all_models() -> None:
+    import app.auth.models  # noqa: F401, PLC0415
+    import app.users.models  # noqa: F401, PLC0415

@@ -1,0 +1,1 @@
+"""Shared vocabulary of the service: enums with no logic."""

@@ -1,0 +1,132 @@
+"""fastapi-users' UserManager, adapted: hashing off the event loop, login throttling,
+password rules, and a database adapter that leaves committing to the request."""
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordRequestForm
+from fastapi_users import BaseUserManager, UUIDIDMixin, exceptions
+from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.auth.services import AuthComponents, auth_components, client_ip
+from app.core.db import SessionDep
+from app.users.models import User
+from app.users.schemas import UserCreate
+
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MAX_LENGTH = 128
+
+
+def check_password(password: str, email: str) -> None:
+    """OWASP ASVS 5.0 §6.2: length only, no composition rules, not the email."""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise exceptions.InvalidPasswordException(
+            f"Password must be at least {PASSWORD_MIN_LENGTH} characters"
+        )
+    if len(password) > PASSWORD_MAX_LENGTH:
+        raise exceptions.InvalidPasswordException(
+            f"Password must be at most {PASSWORD_MAX_LENGTH} characters"
+        )
+    if password.strip().lower() == email.strip().lower():
+        raise exceptions.InvalidPasswordException("Password must not be the email")
+
+
+class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):
+    """Flushes instead of committing: the request's session dependency commits once."""
+
+    async def get_by_email(self, email: str) -> User | None:
+        # Emails are stored lower-cased, so the unique index serves this lookup.
+        return await self._get_user(select(User).where(User.email == email.strip().lower()))
+
+    async def create(self, create_dict: dict[str, Any]) -> User:
+        user = User(**create_dict)
+        self.session.add(user)
+        await self._flush()
+        return user
+
+    async def update(self, user: User, update_dict: dict[str, Any]) -> User:
+        for key, value in update_dict.items():
+            setattr(user, key, value)
+        await self._flush()
+        return user
+
+    async def _flush(self) -> None:
+        try:
+            await self.session.flush()
+        except IntegrityError:  # a concurrent request took the email; the request rolls back
+            raise exceptions.UserAlreadyExists() from None
+
+
+class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
+    def __init__(self, user_db: UserDatabase, request: Request, components: AuthComponents):
+        super().__init__(user_db, components.hasher.helper)
+        self.request = request
+        self.components = components
+        self.reset_password_token_secret = components.secret
+        self.verification_token_secret = components.secret
+
+    async def validate_password(self, password: str, user: UserCreate | User) -> None:
+        check_password(password, str(user.email))
+
+    async def create(
+        self, user_create: UserCreate, safe: bool = False, request: Request | None = None
+    ) -> User:
+        await self.validate_password(user_create.password, user_create)
+        if await self.user_db.get_by_email(user_create.email) is not None:
+            raise exceptions.UserAlreadyExists()
+        user_dict = (
+            user_create.create_update_dict() if safe else user_create.create_update_dict_superuser()
+        )
+        user_dict["hashed_password"] = await self.components.hasher.hash(user_dict.pop("password"))
+        user = await self.user_db.create(user_dict)
+        await self.on_after_register(user, request)
+        return user
+
+    async def authenticate(self, credentials: OAuth2PasswordRequestForm) -> User | None:
+        """Throttled per IP (every attempt) and per account (failed attempts)."""
+        limits = self.components.limits
+        account = credentials.username.strip().lower()
+        await limits.hit(limits.login_ip, client_ip(self.request))
+        await limits.check(limits.login_account, account)
+
+        user = await self.user_db.get_by_email(account)
+        if user is None:
+            # Hash anyway so an unknown email costs the same time as a wrong password.
+            await self.components.hasher.hash(credentials.password)
+            await limits.count(limits.login_account, account)
+            return None
+        if not await self.verify_password(user, credentials.password):
+            await limits.count(limits.login_account, account)
+            return None
+        return user
+
+    async def verify_password(self, user: User, password: str) -> bool:
+        """Check a password; upgrade the stored hash when the hasher's policy changed."""
+        verified, new_hash = await self.components.hasher.verify_and_update(
+            password, user.hashed_password
+        )
+        if verified and new_hash is not None:
+            await self.user_db.update(user, {"hashed_password": new_hash})
+        return verified
+
+    async def _update(self, user: User, update_dict: dict[str, Any]) -> User:
+        password = update_dict.pop("password", None)
+        if password is not None:
+            await self.validate_password(password, user)
+            update_dict["hashed_password"] = await self.components.hasher.hash(password)
+        return await super()._update(user, update_dict)
+
+
+def get_user_db(session: SessionDep) -> UserDatabase:
+    return UserDatabase(session, User)
+
+
+def get_user_manager(
+    request: Request,
+    user_db: Annotated[UserDatabase, Depends(get_user_db)],
+    components: Annotated[AuthComponents, Depends(auth_components)],
+) -> UserManager:
+    return UserManager(user_db, request, components)

@@ -1,0 +1,42 @@
+"""The `user` table. `role` is the source of truth for privileges."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Boolean, String, Uuid, false, true
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.clock import utcnow
+from app.core.db import Base, StrEnumType, UTCDateTime
+from app.types.enums import UserRole
+
+
+class User(Base):
+    """A customer or a staff member.
+
+    Implements fastapi-users' user protocol. Relationships to transactions and to the
+    account confirmation arrive with their tables (later migrations); nothing here needs
+    to change for them but a `relationship()` line each.
+    """
+
+    __tablename__ = "user"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    # Stored lower-cased (schemas normalise), so a plain unique index is case-insensitive.
+    email: Mapped[str] = mapped_column(String(320), unique=True, index=True)
+    hashed_password: Mapped[str] = mapped_column(String(1024))
+    name: Mapped[str] = mapped_column(String(100))
+    # E.164, e.g. +79123456789.
+    # Optional only for staff created from the CLI; registration requires it.
+    phone: Mapped[str | None] = mapped_column(String(16), index=True)
+    role: Mapped[UserRole] = mapped_column(
+        StrEnumType(UserRole), default=UserRole.USER, server_default=UserRole.USER.value
+    )
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    is_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    @property
+    def is_superuser(self) -> bool:
+        """fastapi-users' flag, derived from the role so the rule lives in one place."""
+        return self.role == UserRole.ADMIN

@@ -1,0 +1,147 @@
+"""User rules that are not fastapi-users' own: self-service updates, the admin listing."""
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import datetime
+
+from fastapi import Request
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import sessions
+from app.auth.strategy import current_claims
+from app.core.errors import DomainError, NotFound
+from app.types.enums import UserRole
+from app.users.manager import UserManager
+from app.users.models import User
+from app.users.schemas import AdminUserUpdate, UserUpdate
+
+
+class CurrentPasswordRequired(DomainError):
+    code = "CURRENT_PASSWORD_REQUIRED"
+    message = "Changing the email or the password needs current_password"
+
+
+class CurrentPasswordInvalid(DomainError):
+    code = "CURRENT_PASSWORD_INVALID"
+    message = "current_password is wrong"
+
+
+class InvalidCursor(DomainError):
+    code = "INVALID_CURSOR"
+    message = "The cursor is not one this API returned"
+
+
+class CannotChangeOwnAccess(DomainError):
+    code = "ADMIN_CANNOT_CHANGE_OWN_ACCESS"
+    message = "An admin cannot change their own role or deactivate themselves"
+
+
+async def update_me(
+    manager: UserManager, db: AsyncSession, user: User, update: UserUpdate, request: Request
+) -> User:
+    """Apply a self-service update. Email and password changes need the current password;
+    a password change ends every other session of the user."""
+    changes = update.create_update_dict()
+    current_password = changes.pop("current_password", None)
+    if "email" in changes or "password" in changes:
+        if current_password is None:
+            raise CurrentPasswordRequired()
+        limits = manager.components.limits
+        await limits.check(limits.login_account, user.email)
+        if not await manager.verify_password(user, current_password):
+            await limits.count(limits.login_account, user.email)
+            raise CurrentPasswordInvalid()
+    if not changes:
+        return user
+    password_changed = "password" in changes
+    updated = await manager._update(user, changes)
+    if password_changed:
+        claims = current_claims(request)
+        await sessions.revoke_user_sessions(
+            db, user.id, keep=claims.session_id if claims else None
+        )
+    await manager.on_after_update(updated, changes, request)
+    return updated
+
+
+# --- admin ---------------------------------------------------------------------------
+
+
+def _encode_cursor(user: User) -> str:
+    raw = json.dumps([user.created_at.isoformat(), str(user.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, user_id = json.loads(raw)
+        parsed = datetime.fromisoformat(created_at)
+        if parsed.tzinfo is None:
+            raise ValueError("naive")
+        return parsed, uuid.UUID(user_id)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise InvalidCursor() from None
+
+
+async def list_users(
+    db: AsyncSession,
+    *,
+    limit: int,
+    cursor: str | None,
+    role: UserRole | None,
+    q: str | None,
+) -> tuple[list[User], str | None]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    stmt: Select[tuple[User]] = select(User)
+    if role is not None:
+        stmt = stmt.where(User.role == role)
+    if q:
+        needle = q.strip().lower()
+        stmt = stmt.where(
+            or_(
+                func.lower(User.email).contains(needle, autoescape=True),
+                func.lower(User.name).contains(needle, autoescape=True),
+                User.phone.contains(needle, autoescape=True),
+            )
+        )
+    if cursor:
+        created_at, user_id = _decode_cursor(cursor)
+        stmt = stmt.where(
+            or_(
+                User.created_at < created_at,
+                and_(User.created_at == created_at, User.id < user_id),
+            )
+        )
+    stmt = stmt.order_by(User.created_at.desc(), User.id.desc()).limit(limit + 1)
+    users = list(await db.scalars(stmt))
+    next_cursor = _encode_cursor(users[limit - 1]) if len(users) > limit else None
+    return users[:limit], next_cursor
+
+
+async def get_user(db: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await db.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user")
+    return user
+
+
+async def admin_update_user(
+    db: AsyncSession, admin: User, user_id: uuid.UUID, update: AdminUserUpdate
+) -> User:
+    """Change role or activity; either change ends all of the user's sessions."""
+    user = await get_user(db, user_id)
+    changes = update.model_dump(exclude_unset=True)
+    changed = {k: v for k, v in changes.items() if getattr(user, k) != v}
+    if not changed:
+        return user
+    if user.id == admin.id:
+        raise CannotChangeOwnAccess()
+    for key, value in changed.items():
+        setattr(user, key, value)
+    await sessions.revoke_user_sessions(db, user.id)
+    await db.flush()
+    return user

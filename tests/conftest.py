@@ -1,0 +1,84 @@
+"""Every test gets its own database built by the migrations, its own app and client."""
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+# app.main builds a module-level app from the environment at import time.
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from app.core.config import Settings, load_settings
+from app.main import create_app
+from tests.db import PostgresDatabases, SqliteDatabases
+
+TEST_SECRET = secrets.token_urlsafe(48)
+BASE_URL = "https://shop.test"
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        dbs = PostgresDatabases(url)
+        yield dbs
+        dbs.close()
+    else:
+        yield SqliteDatabases(tmp_path_factory.mktemp("db"))
+
+
+@pytest.fixture
+async def database_url(databases: Any) -> AsyncIterator[str]:
+    url = await databases.create()
+    yield url
+    await databases.drop(url)
+
+
+@pytest.fixture
+def make_settings(database_url: str) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "SECRET_KEY": TEST_SECRET,
+            "DATABASE_URL": database_url,
+            "TRUSTED_ORIGINS": "https://app.shop.test",
+        }
+        values.update(overrides)
+        return load_settings(env_file=None, **values)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    yield application
+    await application.state.engine.dispose()
+
+
+def client_for(app: FastAPI, ip: str = "203.0.113.10") -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
+    return httpx.AsyncClient(transport=transport, base_url=BASE_URL)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app) as c:
+        yield c
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,51 @@
+"""Small request helpers shared by tests."""
+
+import itertools
+from typing import Any
+
+import httpx
+
+from app.auth.cookie import COOKIE_NAME
+
+PASSWORD = "correct horse battery"
+_counter = itertools.count(1)
+
+
+def new_user_data(**overrides: Any) -> dict[str, Any]:
+    n = next(_counter)
+    data = {
+        "email": f"user{n}@example.com",
+        "password": PASSWORD,
+        "name": f"Пользователь {n}",
+        "phone": f"+7 912 000-{n // 100:02d}-{n % 100:02d}",
+    }
+    data.update(overrides)
+    return data
+
+
+async def register(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
+    data = new_user_data(**overrides)
+    response = await client.post("/auth/register", json=data)
+    assert response.status_code == 201, response.text
+    return {**response.json(), "password": data["password"]}
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
+    response = await client.post("/auth/login", data={"username": email, "password": password})
+    assert response.status_code == 204, response.text
+    return response
+
+
+async def signed_in(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
+    """Register and log in; the client now carries the session cookie."""
+    user = await register(client, **overrides)
+    await login(client, user["email"], user["password"])
+    return user
+
+
+def session_cookie(response: httpx.Response) -> str | None:
+    """The Set-Cookie header this response sends for the session cookie, if any."""
+    for header in response.headers.get_list("set-cookie"):
+        if header.startswith(f"{COOKIE_NAME}="):
+            return header
+    return None
