@@ -4,8 +4,11 @@ import itertools
 from typing import Any
 
 import httpx
+from sqlalchemy import update
 
 from app.auth.cookie import COOKIE_NAME
+from app.types.enums import UserRole
+from app.users.models import User
 
 PASSWORD = "correct horse battery"
 _counter = itertools.count(1)
@@ -49,3 +52,9 @@ def session_cookie(response: httpx.Response) -> str | None:
         if header.startswith(f"{COOKIE_NAME}="):
             return header
     return None
+
+
+async def make_admin(app: Any, email: str) -> None:
+    """Give a user the admin role directly in the database (as `create-admin` would)."""
+    async with app.state.sessionmaker() as db, db.begin():
+        await db.execute(update(User).where(User.email == email).values(role=UserRole.ADMIN))

@@ -1,0 +1,69 @@
+"""Cross-site state-changing requests are refused; same-origin and trusted ones pass."""
+
+import pytest
+
+from tests.helpers import PASSWORD, register
+
+TRUSTED = "https://app.shop.test"  # TRUSTED_ORIGINS in the test settings
+
+
+async def login_with(client, email, headers):
+    return await client.post(
+        "/auth/login", data={"username": email, "password": PASSWORD}, headers=headers
+    )
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://shop.test.evil.example"},
+    ],
+)
+async def test_cross_origin_unsafe_requests_are_403(client, headers):
+    user = await register(client)
+    response = await login_with(client, user["email"], headers)
+    assert response.status_code == 403
+    assert response.json()["code"] == "CSRF_CROSS_ORIGIN"
+    assert "set-cookie" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Sec-Fetch-Site": "same-origin", "Origin": "https://shop.test"},
+        {"Sec-Fetch-Site": "none"},
+        {"Origin": "https://shop.test"},
+        {"Sec-Fetch-Site": "cross-site", "Origin": TRUSTED},
+        {"Origin": TRUSTED},
+    ],
+)
+async def test_same_origin_and_trusted_requests_pass(client, headers):
+    user = await register(client)
+    response = await login_with(client, user["email"], headers)
+    assert response.status_code == 204
+
+
+async def test_safe_methods_are_not_checked(client):
+    response = await client.get("/healthz", headers={"Sec-Fetch-Site": "cross-site"})
+    assert response.status_code == 200
+
+
+async def test_cors_lets_trusted_origins_send_the_cookie(client):
+    response = await client.options(
+        "/users/me",
+        headers={"Origin": TRUSTED, "Access-Control-Request-Method": "PATCH"},
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == TRUSTED
+    assert response.headers["access-control-allow-credentials"] == "true"
+    response = await client.options(
+        "/users/me",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "PATCH"},
+    )
+    assert "access-control-allow-origin" not in response.headers

@@ -1,0 +1,67 @@
+"""Settings refuse unsafe values at start-up with a one-line reason."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from app.core.config import ConfigurationError, load_settings
+from tests.conftest import ROOT
+
+
+def start_app(tmp_path, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DATABASE_URL")}
+    clean["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-c", "import app.main"],
+        cwd=tmp_path,  # no .env there
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [({}, "SECRET_KEY: Field required"), ({"SECRET_KEY": "short-secret-value"}, "SECRET_KEY")],
+)
+def test_the_service_refuses_to_start_without_a_good_secret(tmp_path, env, needle):
+    result = start_app(tmp_path, **env)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Configuration error: ")
+    assert needle in lines[0]
+    if env:
+        assert env["SECRET_KEY"] not in result.stderr
+
+
+def test_a_long_secret_starts(tmp_path):
+    result = start_app(tmp_path, SECRET_KEY="k" * 32)
+    assert result.returncode == 0, result.stderr
+
+
+def test_settings_parse_lists_and_limits():
+    settings = load_settings(
+        env_file=None,
+        SECRET_KEY="k" * 40,
+        TRUSTED_ORIGINS="https://a.example, https://b.example/ ,",
+        REDIS_URL="",
+    )
+    assert settings.TRUSTED_ORIGINS == ["https://a.example", "https://b.example"]
+    assert settings.REDIS_URL is None
+    with pytest.raises(ConfigurationError, match="RATE_LIMIT_LOGIN_IP"):
+        load_settings(env_file=None, SECRET_KEY="k" * 40, RATE_LIMIT_LOGIN_IP="lots")
+
+
+def test_every_setting_is_documented_in_env_example():
+    from app.core.config import Settings
+
+    documented = {
+        line.split("=", 1)[0]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
+    assert documented == set(Settings.model_fields)

@@ -1,0 +1,115 @@
+"""/admin/users: listing, one user, role and activity changes."""
+
+import uuid
+
+import pytest
+
+from tests.conftest import client_for
+from tests.helpers import PASSWORD, login, make_admin, register, signed_in
+
+
+@pytest.fixture
+async def admin(app, client):
+    me = await signed_in(client, name="Админ")
+    await make_admin(app, me["email"])
+    return me
+
+
+async def test_pagination_walks_every_user_once(client, admin):
+    created = [await register(client) for _ in range(7)]
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 3} | ({"cursor": cursor} if cursor else {})
+        page = (await client.get("/admin/users", params=params)).json()
+        assert len(page["items"]) <= 3
+        seen += [u["id"] for u in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted([admin["id"], *(u["id"] for u in created)])
+    assert len(seen) == len(set(seen)) == 8
+
+
+async def test_filters(client, admin):
+    await register(client, name="Мария Сидорова", email="maria@example.com")
+    await register(client, phone="+7 999 111-22-33")
+    by_role = (await client.get("/admin/users", params={"role": "admin"})).json()["items"]
+    assert [u["id"] for u in by_role] == [admin["id"]]
+    by_email = (await client.get("/admin/users", params={"q": "MARIA@"})).json()["items"]
+    assert [u["email"] for u in by_email] == ["maria@example.com"]
+    by_phone = (await client.get("/admin/users", params={"q": "9991112233"})).json()["items"]
+    assert [u["phone"] for u in by_phone] == ["+79991112233"]
+    wildcard = (await client.get("/admin/users", params={"q": "%"})).json()["items"]
+    assert wildcard == []
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "code"),
+    [
+        ({"cursor": "bm9wZQ"}, 400, "INVALID_CURSOR"),
+        ({"cursor": "!!!"}, 400, "INVALID_CURSOR"),
+        ({"limit": 0}, 422, "VALIDATION_ERROR"),
+        ({"limit": 101}, 422, "VALIDATION_ERROR"),
+        ({"role": "king"}, 422, "VALIDATION_ERROR"),
+    ],
+)
+async def test_bad_listing_input(client, admin, params, status, code):
+    response = await client.get("/admin/users", params=params)
+    assert response.status_code == status
+    assert response.json()["code"] == code
+
+
+async def test_one_user(client, admin):
+    other = await register(client)
+    response = await client.get(f"/admin/users/{other['id']}")
+    assert response.status_code == 200
+    assert response.json()["email"] == other["email"]
+    assert (await client.get(f"/admin/users/{uuid.uuid4()}")).status_code == 404
+    assert (await client.get("/admin/users/not-a-uuid")).status_code == 422
+
+
+async def test_role_change_ends_the_users_sessions(app, client, admin):
+    async with client_for(app) as target:
+        user = await signed_in(target)
+        response = await client.patch(f"/admin/users/{user['id']}", json={"role": "admin"})
+        assert response.status_code == 200
+        assert response.json()["role"] == "admin"
+        assert (await target.get("/users/me")).status_code == 401
+        await login(target, user["email"])
+        assert (await target.get("/admin/users")).status_code == 200
+
+
+async def test_deactivation_ends_sessions_and_blocks_login(app, client, admin):
+    async with client_for(app) as target:
+        user = await signed_in(target)
+        response = await client.patch(f"/admin/users/{user['id']}", json={"is_active": False})
+        assert response.json()["is_active"] is False
+        assert (await target.get("/users/me")).status_code == 401
+        response = await target.post(
+            "/auth/login", data={"username": user["email"], "password": PASSWORD}
+        )
+        assert response.status_code == 400
+
+
+async def test_unchanged_values_do_not_end_sessions(app, client, admin):
+    async with client_for(app) as target:
+        user = await signed_in(target)
+        response = await client.patch(f"/admin/users/{user['id']}", json={"role": "user"})
+        assert response.status_code == 200
+        assert (await target.get("/users/me")).status_code == 200
+
+
+async def test_an_admin_cannot_lock_themselves_out(client, admin):
+    response = await client.patch(f"/admin/users/{admin['id']}", json={"role": "user"})
+    assert response.status_code == 400
+    assert response.json()["code"] == "ADMIN_CANNOT_CHANGE_OWN_ACCESS"
+    assert (await client.get("/admin/users")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body", [{"role": None}, {"is_active": None}, {"role": "king"}, {"email": "x@example.com"}]
+)
+async def test_bad_admin_updates_are_422(client, admin, body):
+    other = await register(client)
+    response = await client.patch(f"/admin/users/{other['id']}", json=body)
+    assert response.status_code == 422
