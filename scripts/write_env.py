@@ -1,4 +1,4 @@
-"""Write .env from .env.example with a freshly generated SECRET_KEY (never overwrites)."""
+"""Write .env from .env.example with freshly generated secrets (never overwrites)."""
 
 import secrets
 import sys
@@ -14,10 +14,12 @@ def main(example: str, target: str) -> int:
     for line in Path(example).read_text(encoding="utf-8").splitlines():
         if line.startswith("SECRET_KEY="):
             line = f"SECRET_KEY={secrets.token_urlsafe(48)}"
+        elif line.startswith("POSTGRES_PASSWORD="):
+            line = f"POSTGRES_PASSWORD={secrets.token_urlsafe(24)}"
         lines.append(line)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out.chmod(0o600)
-    print(f"wrote {target} with a new SECRET_KEY")
+    print(f"wrote {target} with a new SECRET_KEY and POSTGRES_PASSWORD")
     return 0
 
 
