@@ -9,7 +9,7 @@ from app.auth.deps import AdminUser
 from app.core.db import SessionDep
 from app.types.enums import UserRole
 from app.users import service
-from app.users.schemas import AdminUserUpdate, UserPage, UserRead
+from app.users.schemas import PRINTABLE, AdminUserUpdate, UserPage, UserRead
 
 router = APIRouter(prefix="/users", tags=["admin: users"])
 
@@ -21,7 +21,8 @@ async def list_users(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     role: UserRole | None = None,
     q: Annotated[
-        str | None, Query(max_length=100, description="Search in email, name and phone")
+        str | None,
+        Query(max_length=100, pattern=PRINTABLE, description="Search in email, name and phone"),
     ] = None,
 ) -> UserPage:
     users, next_cursor = await service.list_users(

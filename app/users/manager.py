@@ -38,6 +38,8 @@ class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):
     """Flushes instead of committing: the request's session dependency commits once."""
 
     async def get_by_email(self, email: str) -> User | None:
+        if "\x00" in email:  # no stored (validated) email has one; PostgreSQL can't take it
+            return None
         # Emails are stored lower-cased, so the unique index serves this lookup.
         return await self._get_user(select(User).where(User.email == email.strip().lower()))
 

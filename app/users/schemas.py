@@ -11,6 +11,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, Str
 from app.types.enums import UserRole
 
 PHONE_DEFAULT_REGION = "RU"
+# Printable text only: control characters (NUL above all, which PostgreSQL cannot store)
+# are refused with 422 instead of failing in the database.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
 
 def normalize_phone(value: str) -> str:
@@ -26,7 +29,9 @@ def normalize_phone(value: str) -> str:
 
 Email = Annotated[EmailStr, Field(max_length=320), AfterValidator(str.lower)]
 Phone = Annotated[str, StringConstraints(max_length=32), AfterValidator(normalize_phone)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=PRINTABLE)
+]
 # Length and content rules are checked by UserManager.validate_password (400 with a reason).
 Password = Annotated[str, StringConstraints(max_length=4096)]
 

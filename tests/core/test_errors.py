@@ -5,7 +5,7 @@ import pytest
 from fastapi import APIRouter
 
 from app.main import create_app
-from tests.helpers import signed_in
+from tests.helpers import make_admin, new_user_data, signed_in
 
 
 @pytest.mark.parametrize(
@@ -64,3 +64,20 @@ async def test_unexpected_errors_are_a_json_500_without_details(settings):
     assert response.status_code == 500
     assert response.json() == {"code": "INTERNAL_ERROR", "detail": "Internal server error"}
     assert "secret internals" not in response.text
+
+
+async def test_nul_and_control_characters_never_reach_the_database(app, client):
+    # PostgreSQL cannot store NUL: without these checks each of these was a 500 there.
+    response = await client.post(
+        "/auth/login", data={"username": "a\x00b@example.com", "password": "whatever long"}
+    )
+    assert response.status_code == 400
+    response = await client.post("/auth/register", json=new_user_data(name="Ив\x00ан"))
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "name"]
+    me = await signed_in(client)
+    assert (await client.patch("/users/me", json={"name": "tab\there"})).status_code == 422
+    await make_admin(app, me["email"])
+    response = await client.get("/admin/users", params={"q": "a\x00"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "q"]
