@@ -15,6 +15,7 @@ from app.auth.services import AuthComponents
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
+from app.docs import install_docs
 from app.users.router import router as users_router
 
 OPENAPI_TAGS = [
@@ -45,6 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "then call any route."
         ),
         openapi_tags=OPENAPI_TAGS,
+        docs_url=None,  # app.docs serves /docs and /redoc with local assets
+        redoc_url=None,
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -70,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sessions_router)
     app.include_router(admin.router)
     app.include_router(health.router)
+    install_docs(app)
     return app
 
 
