@@ -57,11 +57,11 @@ LOGIN_FORM_EXAMPLE = {"username": _registration["email"], "password": _registrat
 # (method, path) → what the operation shows, for routes whose decorator is not ours.
 OPERATION_DOCS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/auth/register"): {
-        "summary": "Register",
+        "summary": "Регистрация · Register",
         "description": "Creates a customer account. Then log in with `POST /auth/login`.",
     },
     ("POST", "/auth/login"): {
-        "summary": "Log in",
+        "summary": "Вход · Log in",
         "description": (
             "Form fields: `username` is the email, `password`. On success (204, empty body) "
             "the HttpOnly session cookie is set, and every later request from this page "
@@ -96,7 +96,7 @@ OPERATION_DOCS: dict[tuple[str, str], dict[str, Any]] = {
         },
     },
     ("POST", "/auth/logout"): {
-        "summary": "Log out",
+        "summary": "Выход · Log out",
         "description": "Ends this session and clears the cookie.",
     },
 }

@@ -7,12 +7,16 @@ from sqlalchemy import text
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="The process is up")
+@router.get("/healthz", summary="Процесс работает · The process is up")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database answers", responses={503: {"description": "Not ready"}})
+@router.get(
+    "/readyz",
+    summary="База данных доступна · The database answers",
+    responses={503: {"description": "Not ready"}},
+)
 async def readyz(request: Request) -> JSONResponse:
     try:
         async with request.app.state.engine.connect() as conn:

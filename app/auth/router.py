@@ -33,7 +33,7 @@ router.include_router(fastapi_users.get_auth_router(auth_backend))
 @router.post(
     "/logout-all",
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="Log out everywhere",
+    summary="Выйти везде · Log out everywhere",
     description="Revokes every session of the current user, this one included.",
 )
 async def logout_all(user: CurrentUser, db: SessionDep, components: Components) -> Response:
@@ -57,7 +57,7 @@ class SessionList(BaseModel):
 sessions_router = APIRouter(prefix="/users/me/sessions", tags=["sessions"])
 
 
-@sessions_router.get("", summary="My active sessions", response_model=SessionList)
+@sessions_router.get("", summary="Мои сеансы · My active sessions", response_model=SessionList)
 async def list_my_sessions(
     request: Request, user: CurrentUser, db: SessionDep, components: Components
 ) -> SessionList:
@@ -81,7 +81,7 @@ async def list_my_sessions(
 @sessions_router.delete(
     "/{session_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="End one of my sessions",
+    summary="Завершить сеанс · End one of my sessions",
     responses={404: {"description": "No such live session of yours"}},
 )
 async def revoke_my_session(

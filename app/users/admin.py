@@ -14,7 +14,7 @@ from app.users.schemas import PRINTABLE, AdminUserUpdate, UserPage, UserRead
 router = APIRouter(prefix="/users", tags=["admin: users"])
 
 
-@router.get("", response_model=UserPage, summary="List users")
+@router.get("", response_model=UserPage, summary="Список пользователей · List users")
 async def list_users(
     db: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
@@ -31,7 +31,7 @@ async def list_users(
     return UserPage(items=[UserRead.model_validate(u) for u in users], next_cursor=next_cursor)
 
 
-@router.get("/{user_id}", response_model=UserRead, summary="One user")
+@router.get("/{user_id}", response_model=UserRead, summary="Пользователь · One user")
 async def get_user(user_id: uuid.UUID, db: SessionDep) -> UserRead:
     return UserRead.model_validate(await service.get_user(db, user_id))
 
@@ -39,7 +39,7 @@ async def get_user(user_id: uuid.UUID, db: SessionDep) -> UserRead:
 @router.patch(
     "/{user_id}",
     response_model=UserRead,
-    summary="Change a user's role or activity",
+    summary="Роль и активность пользователя · Change a user's role or activity",
     description="Either change ends all of the user's sessions.",
 )
 async def update_user(

@@ -12,7 +12,7 @@ from app.users.schemas import UserRead, UserUpdate
 router = APIRouter(prefix="/users", tags=["users"])
 
 
-@router.get("/me", response_model=UserRead, summary="My account")
+@router.get("/me", response_model=UserRead, summary="Мой аккаунт · My account")
 async def read_me(user: CurrentUser) -> UserRead:
     return UserRead.model_validate(user)
 
@@ -20,7 +20,7 @@ async def read_me(user: CurrentUser) -> UserRead:
 @router.patch(
     "/me",
     response_model=UserRead,
-    summary="Update my account",
+    summary="Изменить мой аккаунт · Update my account",
     description=(
         "Changes name, phone, email or password. Changing the email or the password needs "
         "`current_password`; a new email must be confirmed again; a new password ends every "

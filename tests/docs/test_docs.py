@@ -102,7 +102,9 @@ async def test_every_operation_has_a_written_summary(app, client):
     missing = sorted(key for key, summary in written.items() if not summary)
     assert missing == []
     assert listed == written
-    assert listed[("POST", "/auth/login")] == "Log in"
+    assert listed[("POST", "/auth/login")] == "Вход · Log in"
+    # labels are Russian first, English second
+    assert all(" · " in summary for summary in listed.values()), listed
 
 
 async def test_every_operation_has_one_declared_tag(client):
