@@ -33,7 +33,8 @@ class AuthComponents:
         )
 
 
-def auth_components(request: Request) -> AuthComponents:
+async def auth_components(request: Request) -> AuthComponents:
+    # async: FastAPI would run a plain `def` dependency in a worker thread, a costly hop.
     return request.app.state.auth
 
 

@@ -64,7 +64,7 @@ class SessionStrategy(Strategy[User, object]):
             await sessions.revoke_session(self.db, claims.session_id, user.id)
 
 
-def get_strategy(
+async def get_strategy(
     request: Request,
     db: SessionDep,
     components: Annotated[AuthComponents, Depends(auth_components)],

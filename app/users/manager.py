@@ -122,11 +122,11 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         return await super()._update(user, update_dict)
 
 
-def get_user_db(session: SessionDep) -> UserDatabase:
+async def get_user_db(session: SessionDep) -> UserDatabase:
     return UserDatabase(session, User)
 
 
-def get_user_manager(
+async def get_user_manager(
     request: Request,
     user_db: Annotated[UserDatabase, Depends(get_user_db)],
     components: Annotated[AuthComponents, Depends(auth_components)],

@@ -1,0 +1,228 @@
+"""`make bench`: start the service on a fresh SQLite database and measure, in one run,
+
+1. `/healthz` requests/s,
+2. authenticated `/users/me` requests/s and latency,
+3. `/users/me` requests/s and latency while four clients log in back to back,
+
+then print the medians over several rounds with their ratios, as a table and as Markdown
+for the README, and write them to bench/results/latest.json.
+
+The load comes from wrk (C), so it takes little of the CPU the Python server needs. Nothing
+is pinned by default: the server's password-hash thread is meant to run on the core the
+event loop does not use, and pinning the whole server to one core (`--pin`) would measure
+a one-core deployment instead. Besides throughput and latency, the bench reports the
+server's CPU time per request (user + system, all threads), which is far less sensitive
+to other load on the machine than requests/s.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import report
+from bench.server import BenchError, Server, login_cookie, migrate, register, server_env
+from bench.storm import LoginStorm
+from bench.wrk import INSTALL_HINT, WrkResult, run_wrk, wrk_path, write_script
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+PASSWORD = "bench-password-123"
+STORM_SETTLE_S = 1.0  # let the storm reach a steady state before measuring
+BUSY_WARNING = 0.15  # warn when other processes use more than this share of the CPUs
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Throughput and latency of /healthz and /users/me, quiet and during a "
+        "login storm (Linux; needs wrk). Results: bench/results/latest.json.",
+    )
+    p.add_argument("--rounds", type=int, default=5, help="rounds; medians are reported (5)")
+    p.add_argument("--duration", type=int, default=5, help="seconds per measurement (5)")
+    p.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
+    p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (1)")
+    p.add_argument("--storm-clients", type=int, default=4, help="login clients (4)")
+    p.add_argument("--password-hash-threads", type=int, default=1,
+                   help="the server's PASSWORD_HASH_THREADS (1, the default setting)")
+    p.add_argument("--pin", action="store_true",
+                   help="pin the server to one half of the cores and wrk and the login "
+                   "clients to the other (default: no pinning)")
+    p.add_argument("--keep-server", action="store_true",
+                   help="print the server's PID and wait for Enter before measuring "
+                   "(e.g. to attach py-spy)")
+    args = p.parse_args(argv)
+    if not (1 <= args.rounds <= 20 and 1 <= args.duration <= 60):
+        p.error("--rounds must be 1..20 and --duration 1..60")
+    if not (1 <= args.connections <= 1000 and 1 <= args.storm_clients <= 16):
+        p.error("--connections must be 1..1000 and --storm-clients 1..16")
+    return args
+
+
+def cpu_split(pin: bool) -> tuple[str | None, str | None, str]:
+    """(server cpus, load cpus, description) for taskset."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not pin or len(cpus) < 2:
+        return None, None, "no CPU pinning"
+    half = len(cpus) // 2
+    load, srv = ",".join(map(str, cpus[:half])), ",".join(map(str, cpus[half:]))
+    return srv, load, f"server pinned to CPU {srv}, wrk and login clients to CPU {load}"
+
+
+def show(label: str, m: dict[str, float]) -> None:
+    line = (f"  {label:<24} {m['rps']:>8.0f} req/s   p50 {m['p50_ms']:6.2f} ms   "
+            f"p99 {m['p99_ms']:7.2f} ms   server CPU {m['server_cores']:.2f} cores")
+    if "cpu_us_per_request" in m:
+        line += f", {m['cpu_us_per_request']:.0f} us/request"
+    if "logins_per_s" in m:
+        line += f"   logins {m['logins_per_s']:.1f}/s"
+    print(line, flush=True)
+
+
+def checked(label: str, r: WrkResult) -> WrkResult:
+    if r.errors:
+        raise BenchError(f"{label}: {r.errors} failed requests out of {r.requests}")
+    if r.requests == 0:
+        raise BenchError(f"{label}: no request completed")
+    return r
+
+
+def run(args: argparse.Namespace) -> int:
+    server_cpus, load_cpus, pinning = cpu_split(args.pin)
+    if load_cpus is not None:
+        os.sched_setaffinity(0, {int(c) for c in load_cpus.split(",")})  # login clients too
+    m = report.machine()
+    print(f"Machine: {report.machine_line(m)}; {pinning}", flush=True)
+    background = report.busy_fraction()
+    if background is not None:
+        print(f"Other load before the bench: {background:.0%} of all CPUs", flush=True)
+        if background > BUSY_WARNING:
+            print("WARNING: the machine is busy; the figures will be low and noisy.", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="shop-bench-") as tmp:
+        workdir = Path(tmp)
+        db_url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+        env = server_env(db_url, args.password_hash_threads)
+        migrate(db_url, env)
+        script = write_script(workdir)
+        server = Server(workdir, env, server_cpus)
+        try:
+            server.wait_ready()
+            rounds = measure(args, server, script, load_cpus)
+        except BaseException:
+            if server.proc.poll() is not None:
+                print(f"The server exited with {server.proc.returncode}:\n{server.log_tail()}",
+                      file=sys.stderr)
+            raise
+        finally:
+            server.stop()
+
+    cfg = {
+        "rounds": args.rounds, "duration": args.duration, "connections": args.connections,
+        "wrk_threads": args.wrk_threads, "storm_clients": args.storm_clients,
+        "password_hash_threads": args.password_hash_threads, "pinning": pinning,
+        "background_load_before": None if background is None else round(background, 3),
+    }
+    summary = report.summarize(rounds)
+    ok = report.verdicts(summary)
+    md = report.markdown(summary, ok, m, cfg)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": m, "config": cfg, "summary": summary, "targets_met": ok,
+        "rounds": rounds, "markdown": md,
+    }, indent=2) + "\n")
+
+    print()
+    print(md)
+    print()
+    try:
+        shown = RESULTS.relative_to(Path.cwd())
+    except ValueError:
+        shown = RESULTS
+    print(f"Wrote {shown}")
+    missed = [k for k, v in ok.items() if not v]
+    print("Targets missed: " + ", ".join(missed) if missed else "All targets met.")
+    return 0  # a benchmark, not a test: missed targets are reported, not failed
+
+
+def measure(args: argparse.Namespace, server: Server, script: Path, load_cpus: str | None,
+            ) -> list[dict]:
+    from app.auth.cookie import COOKIE_NAME  # noqa: PLC0415
+
+    port = server.port
+    register(port, "bench@example.com", PASSWORD, "+79123450000")
+    storm_users = [(f"storm{i}@example.com", PASSWORD) for i in range(args.storm_clients)]
+    for i, (email, password) in enumerate(storm_users):
+        register(port, email, password, f"+7912345{i + 1:04d}")
+    cookie = login_cookie(port, "bench@example.com", PASSWORD, COOKIE_NAME)
+    auth = {"Cookie": f"{COOKIE_NAME}={cookie}"}
+    if args.keep_server:
+        input(f"Server PID {server.proc.pid} on {server.base}; press Enter to measure... ")
+
+    def wrk(path: str, duration: int, headers: dict[str, str] | None = None,
+            ) -> tuple[WrkResult, float]:
+        """wrk's result and the server's CPU seconds meanwhile."""
+        cpu0 = server.cpu_seconds()
+        result = run_wrk(
+            server.base + path, script=script, duration_s=duration, threads=args.wrk_threads,
+            connections=args.connections, headers=headers, cpus=load_cpus,
+        )
+        return result, server.cpu_seconds() - cpu0
+
+    def entry(result: WrkResult, cpu_s: float, per_request: bool) -> dict[str, float]:
+        d: dict[str, float] = result.as_dict()
+        d["server_cores"] = round(cpu_s / result.duration_s, 3)
+        if per_request:  # in the storm the CPU also pays for logins: not per request
+            d["cpu_us_per_request"] = round(cpu_s / result.requests * 1e6, 1)
+        return d
+
+    print("Warming up", flush=True)
+    checked("/healthz", wrk("/healthz", 2)[0])
+    checked("/users/me", wrk("/users/me", 2, auth)[0])
+
+    rounds = []
+    for n in range(1, args.rounds + 1):
+        print(f"Round {n}/{args.rounds}", flush=True)
+        r, cpu = wrk("/healthz", args.duration)
+        healthz = entry(checked("/healthz", r), cpu, per_request=True)
+        show("/healthz", healthz)
+        r, cpu = wrk("/users/me", args.duration, auth)
+        quiet = entry(checked("/users/me", r), cpu, per_request=True)
+        show("/users/me", quiet)
+        with LoginStorm(port, storm_users, max_seconds=args.duration + 60) as storm:
+            time.sleep(STORM_SETTLE_S)
+            before = storm.count()
+            r, cpu = wrk("/users/me", args.duration, auth)
+            logins = storm.count() - before
+        if storm.failures:
+            raise BenchError(f"login storm: {len(storm.failures)} failed logins, "
+                             f"first: {storm.failures[0]}")
+        stormy = entry(checked("/users/me (login storm)", r), cpu, per_request=False)
+        stormy["logins_per_s"] = round(logins / r.duration_s, 2)
+        show("/users/me, login storm", stormy)
+        rounds.append({"healthz": healthz, "me_quiet": quiet, "me_storm": stormy})
+    return rounds
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if wrk_path() is None:
+        print(INSTALL_HINT, file=sys.stderr)
+        return 2
+    try:
+        return run(args)
+    except (BenchError, RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Machine description, medians, ratios against the issue's targets, JSON and Markdown."""
+
+import os
+import platform
+import statistics
+import sys
+import time
+from importlib import metadata
+
+# From the issue (on a 2-core machine).
+TARGET_ME_VS_HEALTHZ = 0.15  # /users/me throughput at least 15% of /healthz
+TARGET_STORM_THROUGHPUT = 0.40  # /users/me keeps at least 40% of its throughput in the storm
+TARGET_STORM_P99 = 3.0  # /users/me p99 in the storm at most 3x the quiet p99
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> dict[str, object]:
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "-"
+
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "kernel": platform.release(),
+        "packages": {d: version(d) for d in ("uvicorn", "uvloop", "httptools", "fastapi",
+                                             "starlette", "sqlalchemy", "aiosqlite", "pydantic")},
+    }
+
+
+def _cpu_times() -> tuple[int, int]:
+    with open("/proc/stat", encoding="ascii") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values[:8]) - idle, sum(values[:8])
+
+
+def busy_fraction(seconds: float = 2.0) -> float | None:
+    """How busy all CPUs are over `seconds` (call it while the bench is idle: other load)."""
+    try:
+        busy0, total0 = _cpu_times()
+        time.sleep(seconds)
+        busy1, total1 = _cpu_times()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (busy1 - busy0) / max(total1 - total0, 1)
+
+
+def machine_line(m: dict[str, object]) -> str:
+    return f"{m['cpu']}, {m['cores']} cores, Python {m['python']}"
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def summarize(rounds: list[dict[str, dict]]) -> dict[str, float]:
+    """Medians over rounds; each ratio is the median of the per-round ratios, so every
+    ratio compares measurements taken seconds apart."""
+
+    def med(part: str, key: str) -> float:
+        return round(median([r[part][key] for r in rounds]), 3)
+
+    def ratio(num: tuple[str, str], den: tuple[str, str]) -> float:
+        return round(median([r[num[0]][num[1]] / r[den[0]][den[1]] for r in rounds]), 4)
+
+    return {
+        "healthz_rps": med("healthz", "rps"),
+        "healthz_cpu_us_per_request": med("healthz", "cpu_us_per_request"),
+        "me_rps": med("me_quiet", "rps"),
+        "me_p50_ms": med("me_quiet", "p50_ms"),
+        "me_p99_ms": med("me_quiet", "p99_ms"),
+        "me_cpu_us_per_request": med("me_quiet", "cpu_us_per_request"),
+        "storm_me_rps": med("me_storm", "rps"),
+        "storm_me_p50_ms": med("me_storm", "p50_ms"),
+        "storm_me_p99_ms": med("me_storm", "p99_ms"),
+        "storm_logins_per_s": med("me_storm", "logins_per_s"),
+        "storm_server_cores": med("me_storm", "server_cores"),
+        "me_vs_healthz": ratio(("me_quiet", "rps"), ("healthz", "rps")),
+        "storm_vs_quiet": ratio(("me_storm", "rps"), ("me_quiet", "rps")),
+        "storm_p99_vs_quiet": ratio(("me_storm", "p99_ms"), ("me_quiet", "p99_ms")),
+    }
+
+
+def verdicts(s: dict[str, float]) -> dict[str, bool]:
+    return {
+        "me_vs_healthz": s["me_vs_healthz"] >= TARGET_ME_VS_HEALTHZ,
+        "storm_vs_quiet": s["storm_vs_quiet"] >= TARGET_STORM_THROUGHPUT,
+        "storm_p99_vs_quiet": s["storm_p99_vs_quiet"] <= TARGET_STORM_P99,
+    }
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def markdown(s: dict[str, float], ok: dict[str, bool], m: dict[str, object], cfg: dict) -> str:
+    def rps(x: float) -> str:
+        return f"{x:,.0f}".replace(",", " ")
+
+    rows = [
+        ("`/healthz` requests/s", rps(s["healthz_rps"]), ""),
+        ("`/users/me` requests/s", rps(s["me_rps"]), ""),
+        ("`/users/me` p50 / p99", f"{s['me_p50_ms']:.1f} / {s['me_p99_ms']:.1f} ms", ""),
+        ("`/users/me` requests/s, login storm", rps(s["storm_me_rps"]), ""),
+        ("`/users/me` p50 / p99, login storm",
+         f"{s['storm_me_p50_ms']:.1f} / {s['storm_me_p99_ms']:.1f} ms", ""),
+        ("Logins/s during the storm", f"{s['storm_logins_per_s']:.1f}", ""),
+        ("Server CPU per request, `/healthz` / `/users/me`",
+         f"{s['healthz_cpu_us_per_request']:.0f} / {s['me_cpu_us_per_request']:.0f} µs", ""),
+        ("`/users/me` ÷ `/healthz` throughput", f"{s['me_vs_healthz']:.1%}",
+         f"≥ 15%: {_mark(ok['me_vs_healthz'])}"),
+        ("Storm ÷ quiet `/users/me` throughput", f"{s['storm_vs_quiet']:.0%}",
+         f"≥ 40%: {_mark(ok['storm_vs_quiet'])}"),
+        ("Storm ÷ quiet `/users/me` p99", f"{s['storm_p99_vs_quiet']:.2f}×",
+         f"≤ 3×: {_mark(ok['storm_p99_vs_quiet'])}"),
+    ]
+    lines = ["| Measure | Value | Target |", "|---|---:|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    background = cfg.get("background_load_before")
+    busy = "" if background is None else f" Other load before the run: {background:.0%} of the CPUs."
+    lines.append("")
+    lines.append(
+        f"Machine: {machine_line(m)}. One uvicorn worker (uvloop, httptools), SQLite, "
+        f"{cfg['password_hash_threads']} password-hash thread; wrk -t{cfg['wrk_threads']} "
+        f"-c{cfg['connections']}, {cfg['storm_clients']} login clients; "
+        f"{cfg['pinning']}. Medians of {cfg['rounds']} rounds of {cfg['duration']} s; "
+        f"ratios are medians of per-round ratios.{busy}"
+    )
+    return "\n".join(lines)
