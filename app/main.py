@@ -30,12 +30,12 @@ OPENAPI_TAGS = [
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = create_engine(settings.DATABASE_URL, echo=settings.DB_ECHO)
-    auth = AuthComponents.from_settings(settings)
+    auth = AuthComponents.build(settings, engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        await engine.dispose()
+        await close_app(app)
 
     app = FastAPI(
         title="Shop API",
@@ -75,6 +75,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     install_docs(app)
     return app
+
+
+async def close_app(app: FastAPI) -> None:
+    """Release what create_app opened (the lifespan calls this; so do tests)."""
+    await app.state.auth.close()
+    await app.state.engine.dispose()
 
 
 app = create_app()

@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.core.config import Settings, load_settings
-from app.main import create_app
+from app.main import close_app, create_app
 from tests.db import PostgresDatabases, SqliteDatabases
 
 TEST_SECRET = secrets.token_urlsafe(48)
@@ -62,7 +62,7 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     yield application
-    await application.state.engine.dispose()
+    await close_app(application)
 
 
 def client_for(app: FastAPI, ip: str = "203.0.113.10") -> httpx.AsyncClient:

@@ -5,7 +5,10 @@ from datetime import timedelta
 
 from fastapi import Request
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from app.auth.cookie import SessionCookie, build_session_cookie
+from app.auth.lookup import SessionLookup
 from app.auth.ratelimit import RateLimits
 from app.core.config import Settings
 from app.core.security import PasswordHasher, SessionTokenCodec
@@ -17,20 +20,25 @@ class AuthComponents:
     codec: SessionTokenCodec
     hasher: PasswordHasher
     limits: RateLimits
+    lookup: SessionLookup
     session_max_age: timedelta
     secret: str
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "AuthComponents":
+    def build(cls, settings: Settings, engine: AsyncEngine) -> "AuthComponents":
         secret = settings.SECRET_KEY.get_secret_value()
         return cls(
             cookie=build_session_cookie(settings),
             codec=SessionTokenCodec(secret, settings.SESSION_LIFETIME_SECONDS),
             hasher=PasswordHasher(settings.PASSWORD_HASH_THREADS),
             limits=RateLimits(settings),
+            lookup=SessionLookup(engine),
             session_max_age=timedelta(seconds=settings.SESSION_MAX_AGE_SECONDS),
             secret=secret,
         )
+
+    async def close(self) -> None:
+        await self.lookup.close()
 
 
 async def auth_components(request: Request) -> AuthComponents:

@@ -41,13 +41,17 @@ class SessionStrategy(Strategy[User, object]):
         claims = self.components.codec.decode(token)
         if claims is None:
             return None
-        live = await sessions.load_live_session(
-            self.db, claims.session_id, claims.user_id, self.components.session_max_age
+        user = await sessions.load_live_session(
+            self.db,
+            self.components.lookup,
+            claims.session_id,
+            claims.user_id,
+            self.components.session_max_age,
         )
-        if live is None:
+        if user is None:
             return None
         setattr(self.request.state, AUTH_STATE_KEY, claims)
-        return live[1]
+        return user
 
     async def write_token(self, user: User) -> str:
         row = await sessions.create_session(

@@ -46,13 +46,13 @@ async def test_the_cookie_is_a_session_jwt(client):
 
 
 async def test_cookie_secure_can_be_switched_off(make_settings):
-    from app.main import create_app
+    from app.main import close_app, create_app
 
     app = create_app(make_settings(COOKIE_SECURE=False))
     async with client_for(app) as client:
         user = await register(client)
         response = await login(client, user["email"])
-    await app.state.engine.dispose()
+    await close_app(app)
     assert "secure" not in cookie_attributes(session_cookie(response))
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from app.main import create_app
+from app.main import close_app, create_app
 from tests.conftest import client_for
 from tests.helpers import PASSWORD, new_user_data, register
 
@@ -44,7 +44,7 @@ async def test_login_attempts_per_ip(make_settings):
         assert response.status_code == 429
         assert int(response.headers["Retry-After"]) <= 60
         assert (await attempt(other, "nobody9@example.com")).status_code == 400
-    await app.state.engine.dispose()
+    await close_app(app)
 
 
 async def test_registrations_per_ip(make_settings):
@@ -55,7 +55,7 @@ async def test_registrations_per_ip(make_settings):
         response = await client.post("/auth/register", json=new_user_data())
         assert response.status_code == 429
         assert 3500 <= int(response.headers["Retry-After"]) <= 3600
-    await app.state.engine.dispose()
+    await close_app(app)
 
 
 async def test_limits_can_be_switched_off(make_settings):
@@ -63,7 +63,7 @@ async def test_limits_can_be_switched_off(make_settings):
     async with client_for(app) as client:
         for _ in range(3):
             assert (await attempt(client, "nobody@example.com")).status_code == 400
-    await app.state.engine.dispose()
+    await close_app(app)
 
 
 @pytest.mark.skipif(
@@ -81,4 +81,4 @@ async def test_instances_share_limits_through_redis(make_settings):
         assert (await attempt(b, email)).status_code == 400
         assert (await attempt(a, email)).status_code == 429
     for app in (first, second):
-        await app.state.engine.dispose()
+        await close_app(app)

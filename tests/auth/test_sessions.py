@@ -11,7 +11,7 @@ from sqlalchemy import event, select
 from app.auth.cookie import COOKIE_NAME
 from app.auth.models import AuthSession
 from app.core.security import SESSION_AUDIENCE
-from app.main import create_app
+from app.main import close_app, create_app
 from tests.conftest import TEST_SECRET, client_for
 from tests.helpers import PASSWORD, login, register, session_cookie, signed_in
 
@@ -97,7 +97,7 @@ async def test_absolute_cap_stops_renewal(make_settings, clock):
         await register(client, email=email)
         await login(client, email)
         assert (await client.get("/users/me")).status_code == 200
-    await app.state.engine.dispose()
+    await close_app(app)
 
 
 async def test_logout_revokes_even_a_copied_token(client):
@@ -191,18 +191,29 @@ async def test_last_seen_is_written_at_most_once_a_minute(app, client, clock):
 
 async def test_one_database_round_trip_per_authenticated_request(app, client, clock):
     await signed_in(client)
+    await client.get("/users/me")  # the lookup's driver connection is open from here on
+    driver = app.state.auth.lookup._driver
+    driver_calls: list[tuple] = []
     statements: list[str] = []
+    original_fetch = driver.fetch
+
+    async def counting_fetch(sql, params):
+        driver_calls.append(params)
+        return await original_fetch(sql, params)
 
     def record(conn, cursor, statement, *args):
         statements.append(statement)
 
+    driver.fetch = counting_fetch
     event.listen(app.state.engine.sync_engine, "before_cursor_execute", record)
     try:
         response = await client.get("/users/me")
     finally:
         event.remove(app.state.engine.sync_engine, "before_cursor_execute", record)
+        driver.fetch = original_fetch
     assert response.status_code == 200
-    assert len(statements) == 1, statements
+    assert len(driver_calls) == 1  # session and user, joined
+    assert statements == []  # nothing else: no ORM query, no commit of an empty transaction
 
 
 @pytest.mark.parametrize(

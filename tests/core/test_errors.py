@@ -4,7 +4,7 @@ import httpx
 import pytest
 from fastapi import APIRouter
 
-from app.main import create_app
+from app.main import close_app, create_app
 from tests.helpers import make_admin, new_user_data, signed_in
 
 
@@ -60,7 +60,7 @@ async def test_unexpected_errors_are_a_json_500_without_details(settings):
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="https://shop.test") as client:
         response = await client.get("/boom")
-    await app.state.engine.dispose()
+    await close_app(app)
     assert response.status_code == 500
     assert response.json() == {"code": "INTERNAL_ERROR", "detail": "Internal server error"}
     assert "secret internals" not in response.text

@@ -1,4 +1,4 @@
-from app.main import create_app
+from app.main import close_app, create_app
 from tests.conftest import client_for
 
 
@@ -13,6 +13,6 @@ async def test_readyz_checks_the_database(client, make_settings, tmp_path):
     app = create_app(make_settings(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/missing/x.db"))
     async with client_for(app) as broken:
         response = await broken.get("/readyz")
-    await app.state.engine.dispose()
+    await close_app(app)
     assert response.status_code == 503
     assert response.json()["code"] == "NOT_READY"
