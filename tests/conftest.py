@@ -2,7 +2,11 @@
 
 import os
 import secrets
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +15,7 @@ os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 
 from app.core.config import Settings, load_settings
@@ -76,9 +81,38 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+@dataclass(frozen=True)
+class LiveServer:
+    origin: str
+    settings: Settings
+
+
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+def live_server_settings(make_settings: Callable[..., Settings]) -> Settings:
+    """Override in a test module to serve different settings."""
+    return make_settings()
+
+
+@pytest.fixture
+def live_server(live_server_settings: Settings) -> Iterator[LiveServer]:
+    """The app under a real uvicorn on a free 127.0.0.1 port, in a thread."""
+    app = create_app(live_server_settings)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", live_server_settings)
+    finally:
+        server.should_exit = True  # the lifespan's shutdown closes the app's connections
+        thread.join(10)
+        sock.close()
 
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,23 +6,18 @@ installs it), never a browser Playwright downloads.
 """
 
 import re
-import socket
-import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from playwright.async_api import Browser, BrowserContext, Locator, Page, Request, Route
 from playwright.async_api import async_playwright, expect
 
 from app.auth.cookie import COOKIE_NAME
-from app.core.config import Settings
 from app.docs import LOGIN_FORM_EXAMPLE
-from app.main import create_app
+from tests.conftest import LiveServer
 from tests.helpers import PASSWORD, register
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,27 +29,10 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture
-def server(make_settings: Callable[..., Settings]) -> Iterator[str]:
-    """The app under uvicorn on a free port; yields its origin."""
+def server(live_server: LiveServer) -> str:
     # COOKIE_SECURE stays on: Chromium treats http://127.0.0.1 as a secure context and keeps
     # the Secure cookie, as the test checks.
-    app = create_app(make_settings())
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        uv.should_exit = True
-        thread.join(10)
-        sock.close()
+    return live_server.origin
 
 
 @pytest.fixture
