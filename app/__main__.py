@@ -8,6 +8,7 @@ from fastapi_users import exceptions
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
+from app.auth import sessions
 from app.core.config import get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.security import PasswordHasher
@@ -31,10 +32,12 @@ async def create_admin(email: str, password: str, name: str, phone: str | None) 
         async with create_sessionmaker(engine)() as db, db.begin():
             user = await db.scalar(select(User).where(User.email == email.strip().lower()))
             if user is not None:
+                inactive = "" if user.is_active else " (the account is deactivated)"
                 if user.role == UserRole.ADMIN:
-                    return f"{user.email} is already an admin"
+                    return f"{user.email} is already an admin{inactive}"
                 user.role = UserRole.ADMIN
-                return f"{user.email} promoted to admin"
+                await sessions.revoke_user_sessions(db, user.id)  # a role change ends them
+                return f"{user.email} promoted to admin{inactive}; their sessions were ended"
             data = AdminCreate(email=email, name=name, phone=phone)
             check_password(password, data.email)
             hashed = await PasswordHasher().hash(password)

@@ -19,7 +19,7 @@ CurrentUser = Annotated[User, Depends(current_user)]
 UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
 
 
-def require_admin(user: CurrentUser) -> User:
+async def require_admin(user: CurrentUser) -> User:
     """Anonymous → 401 (from current_user); signed in without the admin role → 403."""
     if user.role != UserRole.ADMIN:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="ADMIN_ROLE_REQUIRED")

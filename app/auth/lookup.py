@@ -10,6 +10,9 @@ own column types. The user it returns is attached to the request's ORM session e
 as if that session had loaded it.
 
 Drivers: aiosqlite (one dedicated connection, its own thread) and asyncpg (a small pool).
+
+Relationships added to User later must not be eagerly loaded (leave them lazy="raise" or
+load them explicitly): a user attached with merge(load=False) loads nothing more.
 """
 
 import asyncio
@@ -21,7 +24,7 @@ from typing import Any, Protocol
 
 import aiosqlite
 import asyncpg
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import make_transient_to_detached
@@ -30,7 +33,11 @@ from app.auth.models import AuthSession
 from app.users.models import User
 
 SESSION_COLUMNS = (AuthSession.created_at, AuthSession.last_seen_at, AuthSession.revoked_at)
-USER_COLUMNS = tuple(User.__table__.columns)
+# (attribute name, column) for every column the User mapper loads.
+USER_ATTRIBUTES = tuple(
+    (attribute.key, attribute.columns[0]) for attribute in inspect(User).column_attrs
+)
+USER_COLUMNS = tuple(column for _, column in USER_ATTRIBUTES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +48,8 @@ class SessionState:
 
 
 class _Driver(Protocol):
+    @staticmethod
+    def check(url: URL) -> None: ...
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]: ...
     async def close(self) -> None: ...
 
@@ -49,10 +58,13 @@ class _SqliteDriver:
     def __init__(self, connection: aiosqlite.Connection):
         self._connection = connection
 
+    @staticmethod
+    def check(url: URL) -> None:
+        if not url.database or url.database == ":memory:" or "mode=memory" in str(url):
+            raise ValueError("the session lookup needs a SQLite file, not an in-memory database")
+
     @classmethod
     async def open(cls, url: URL) -> "_SqliteDriver":
-        if not url.database or url.database == ":memory:":
-            raise ValueError("the session lookup needs a SQLite file, not an in-memory database")
         connection = await aiosqlite.connect(url.database)
         await connection.execute("PRAGMA busy_timeout=5000")
         return cls(connection)
@@ -68,13 +80,22 @@ class _AsyncpgDriver:
     def __init__(self, pool: asyncpg.Pool):
         self._pool = pool
 
+    @staticmethod
+    def check(url: URL) -> None:
+        pass
+
     @classmethod
     async def open(cls, url: URL) -> "_AsyncpgDriver":
         dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
         return cls(await asyncpg.create_pool(dsn, min_size=1, max_size=4))
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
-        return await self._pool.fetch(sql, *params)
+        try:
+            return await self._pool.fetch(sql, *params)
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
+            # A pooled connection the server dropped (restart, idle timeout): the pool
+            # replaces it; try once more on a fresh one.
+            return await self._pool.fetch(sql, *params)
 
     async def close(self) -> None:
         await self._pool.close()
@@ -90,6 +111,7 @@ class SessionLookup:
             raise ValueError(f"no session lookup for the {dialect.driver} driver")
         self._url = engine.url
         self._opener = _DRIVERS[dialect.driver]
+        self._opener.check(engine.url)  # refuse at start-up, not on the first request
         statement = (
             select(*SESSION_COLUMNS, *USER_COLUMNS)
             .join(User, User.id == AuthSession.user_id)
@@ -116,7 +138,12 @@ class SessionLookup:
         values = [convert(value) for convert, value in zip(self._converters, rows[0], strict=True)]
         state = SessionState(*values[: len(SESSION_COLUMNS)])
         user = User(
-            **{c.key: v for c, v in zip(USER_COLUMNS, values[len(SESSION_COLUMNS) :], strict=True)}
+            **{
+                key: value
+                for (key, _), value in zip(
+                    USER_ATTRIBUTES, values[len(SESSION_COLUMNS) :], strict=True
+                )
+            }
         )
         make_transient_to_detached(user)  # as if loaded: clean, with an identity
         return state, user

@@ -30,15 +30,10 @@ class RateLimits:
         if self.enabled and not await self._limiter.hit(item, key):
             raise RateLimited(await self._retry_after(item, key))
 
-    async def check(self, item: RateLimitItem, key: str) -> None:
-        """Raise RateLimited if the limit is already exhausted, without counting."""
-        if self.enabled and not await self._limiter.test(item, key):
-            raise RateLimited(await self._retry_after(item, key))
-
-    async def count(self, item: RateLimitItem, key: str) -> None:
-        """Count one event without refusing this one (e.g. a failed login)."""
+    async def reset(self, item: RateLimitItem, key: str) -> None:
+        """Forget the key's events (e.g. the failures before a successful login)."""
         if self.enabled:
-            await self._limiter.hit(item, key)
+            await self._limiter.clear(item, key)
 
     async def _retry_after(self, item: RateLimitItem, key: str) -> int:
         stats = await self._limiter.get_window_stats(item, key)

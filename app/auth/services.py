@@ -1,6 +1,6 @@
 """Per-app auth components, built once from settings and kept on `app.state.auth`."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from fastapi import Request
@@ -22,7 +22,7 @@ class AuthComponents:
     limits: RateLimits
     lookup: SessionLookup
     session_max_age: timedelta
-    secret: str
+    secret: str = field(repr=False)
 
     @classmethod
     def build(cls, settings: Settings, engine: AsyncEngine) -> "AuthComponents":

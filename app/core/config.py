@@ -1,6 +1,7 @@
 """Settings from the environment and `.env`; unsafe values refuse to start."""
 
 from functools import lru_cache
+from urllib.parse import urlsplit
 from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -41,6 +42,24 @@ class Settings(DatabaseSettings):
         if isinstance(value, str):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
         return value
+
+    @field_validator("TRUSTED_ORIGINS")
+    @classmethod
+    def _exact_origins(cls, origins: list[str]) -> list[str]:
+        """Each an exact origin, scheme://host[:port]: a wildcard with credentials would let
+        any site read signed-in responses."""
+        for origin in origins:
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.netloc
+                or "*" in origin
+                or parts.path
+                or parts.query
+                or parts.fragment
+            ):
+                raise ValueError(f"{origin!r} is not an origin like https://shop.example.com")
+        return origins
 
     @field_validator("RATE_LIMIT_LOGIN_ACCOUNT", "RATE_LIMIT_LOGIN_IP", "RATE_LIMIT_REGISTER_IP")
     @classmethod

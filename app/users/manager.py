@@ -18,6 +18,8 @@ from app.users.schemas import UserCreate
 
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
+# Longer login input is refused unhashed: argon2 would otherwise hash megabytes on request.
+LOGIN_INPUT_MAX_LENGTH = 4096
 
 
 def check_password(password: str, email: str) -> None:
@@ -92,17 +94,20 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         limits = self.components.limits
         account = credentials.username.strip().lower()
         await limits.hit(limits.login_ip, client_ip(self.request))
-        await limits.check(limits.login_account, account)
+        # Counted before the password is checked, so parallel guesses can't all slip in
+        # while the first ones are still hashing; a success forgets the count.
+        await limits.hit(limits.login_account, account)
+        if max(len(account), len(credentials.password)) > LOGIN_INPUT_MAX_LENGTH:
+            return None
 
         user = await self.user_db.get_by_email(account)
         if user is None:
             # Hash anyway so an unknown email costs the same time as a wrong password.
             await self.components.hasher.hash(credentials.password)
-            await limits.count(limits.login_account, account)
             return None
         if not await self.verify_password(user, credentials.password):
-            await limits.count(limits.login_account, account)
             return None
+        await limits.reset(limits.login_account, account)
         return user
 
     async def verify_password(self, user: User, password: str) -> bool:

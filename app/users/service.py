@@ -4,7 +4,7 @@ import base64
 import binascii
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fastapi import Request
 from sqlalchemy import Select, and_, func, or_, select
@@ -50,10 +50,10 @@ async def update_me(
         if current_password is None:
             raise CurrentPasswordRequired()
         limits = manager.components.limits
-        await limits.check(limits.login_account, user.email)
+        await limits.hit(limits.login_account, user.email)  # same budget as login guesses
         if not await manager.verify_password(user, current_password):
-            await limits.count(limits.login_account, user.email)
             raise CurrentPasswordInvalid()
+        await limits.reset(limits.login_account, user.email)
     if not changes:
         return user
     password_changed = "password" in changes
@@ -82,8 +82,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         parsed = datetime.fromisoformat(created_at)
         if parsed.tzinfo is None:
             raise ValueError("naive")
-        return parsed, uuid.UUID(user_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        return parsed.astimezone(UTC), uuid.UUID(user_id)
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise InvalidCursor() from None
 
 

@@ -236,3 +236,30 @@ async def test_forged_tokens_are_401(client, token_of):
     response = await client.get("/users/me")
     assert response.status_code == 401
     assert response.json()["code"] == "UNAUTHORIZED"
+
+
+async def test_the_looked_up_user_is_the_one_the_orm_loads(app, client):
+    """The session lookup builds the user from a raw row: every column must come out as
+    the ORM itself would load it (types included), on SQLite and PostgreSQL alike."""
+    from app.auth.lookup import USER_ATTRIBUTES
+    from app.users.models import User
+
+    me = await signed_in(client)
+    claims = claims_of(await client.get("/users/me"))
+    state, looked_up = await app.state.auth.lookup.fetch(
+        uuid.UUID(claims["sid"]), uuid.UUID(claims["sub"])
+    )
+    async with app.state.sessionmaker() as db:
+        loaded = await db.get(User, uuid.UUID(me["id"]))
+    assert len(USER_ATTRIBUTES) == len(User.__table__.columns)
+    for key, _ in USER_ATTRIBUTES:
+        ours, theirs = getattr(looked_up, key), getattr(loaded, key)
+        assert (ours, type(ours)) == (theirs, type(theirs)), key
+    assert state.revoked_at is None
+    assert state.created_at.tzinfo is not None
+    assert await app.state.auth.lookup.fetch(uuid.uuid4(), looked_up.id) is None
+
+
+def test_an_in_memory_sqlite_database_is_refused_at_start(make_settings):
+    with pytest.raises(ValueError, match="in-memory"):
+        create_app(make_settings(DATABASE_URL="sqlite+aiosqlite://"))

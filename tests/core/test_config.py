@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from app.core.config import ConfigurationError, load_settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TEST_SECRET
 
 
 def start_app(tmp_path, **env: str) -> subprocess.CompletedProcess:
@@ -54,6 +54,19 @@ def test_settings_parse_lists_and_limits():
     assert settings.REDIS_URL is None
     with pytest.raises(ConfigurationError, match="RATE_LIMIT_LOGIN_IP"):
         load_settings(env_file=None, SECRET_KEY="k" * 40, RATE_LIMIT_LOGIN_IP="lots")
+
+
+@pytest.mark.parametrize(
+    "origins", ["*", "https://*.example.com", "example.com", "https://a.example/path", "ftp://x"]
+)
+def test_trusted_origins_must_be_exact(origins):
+    with pytest.raises(ConfigurationError, match="TRUSTED_ORIGINS"):
+        load_settings(env_file=None, SECRET_KEY="k" * 40, TRUSTED_ORIGINS=origins)
+
+
+def test_the_signing_key_stays_out_of_reprs(app):
+    assert TEST_SECRET not in repr(app.state.auth)
+    assert TEST_SECRET not in repr(app.state.settings)
 
 
 def test_every_setting_is_documented_in_env_example():

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 
+from app.auth.cookie import COOKIE_NAME
 from app.docs import ASSETS_URL
 from app.main import OPENAPI_TAGS
 
@@ -146,3 +147,16 @@ async def test_the_examples_register_and_log_in(client):
     me = await client.get("/users/me")
     assert me.status_code == 200
     assert me.json()["email"] == register_body["email"]
+
+
+async def test_the_session_cookie_is_a_declared_security_scheme(client):
+    schema = (await client.get("/openapi.json")).json()
+    schemes = schema["components"]["securitySchemes"]
+    cookie_schemes = [
+        name for name, s in schemes.items()
+        if s == {"type": "apiKey", "in": "cookie", "name": COOKIE_NAME}
+    ]
+    assert len(cookie_schemes) == 1
+    me = schema["paths"]["/users/me"]["get"]
+    assert me["security"] == [{cookie_schemes[0]: []}]
+    assert "security" not in schema["paths"]["/auth/register"]["post"]

@@ -32,12 +32,14 @@ async def test_create_admin_is_idempotent_and_can_log_in(app, database_url):
         assert (await client.get("/admin/users")).status_code == 200
 
 
-async def test_create_admin_promotes_an_existing_user(app, database_url):
+async def test_create_admin_promotes_an_existing_user_and_ends_their_sessions(app, database_url):
     async with client_for(app) as client:
         user = await signed_in(client)
         result = cli(database_url, "create-admin", "--email", user["email"], "--password", "x" * 10)
         assert result.returncode == 0, result.stderr
         assert "promoted" in result.stdout
+        assert (await client.get("/users/me")).status_code == 401  # a role change ends them
+        await login(client, user["email"], user["password"])  # the password is unchanged
         assert (await client.get("/users/me")).json()["role"] == "admin"
 
 

@@ -102,3 +102,16 @@ async def test_new_password_works_and_old_one_does_not(client):
     old = await client.post("/auth/login", data={"username": user["email"], "password": PASSWORD})
     assert old.status_code == 400
     await login(client, user["email"], "another good one")
+
+
+async def test_current_password_guesses_share_the_login_budget(client):
+    await signed_in(client)
+    for _ in range(5):
+        response = await client.patch(
+            "/users/me", json={"email": "x@example.com", "current_password": "wrong guess"}
+        )
+        assert response.json()["code"] == "CURRENT_PASSWORD_INVALID"
+    response = await client.patch(
+        "/users/me", json={"email": "x@example.com", "current_password": PASSWORD}
+    )
+    assert response.status_code == 429
