@@ -23,20 +23,23 @@ class CrossOriginProtectionMiddleware:
         self.trusted = frozenset(o.lower().rstrip("/") for o in trusted_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
-            if not self._allowed(dict(scope["headers"])):
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 403,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(CSRF_ERROR)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": CSRF_ERROR})
-                return
+        if (
+            scope["type"] == "http"
+            and scope["method"] not in SAFE_METHODS
+            and not self._allowed(dict(scope["headers"]))
+        ):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 403,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(CSRF_ERROR)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": CSRF_ERROR})
+            return
         await self.app(scope, receive, send)
 
     def _allowed(self, headers: dict[bytes, bytes]) -> bool:
