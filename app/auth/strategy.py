@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi_users.authentication import AuthenticationBackend, CookieTransport
 from fastapi_users.manager import BaseUserManager
 from fastapi_users.authentication.strategy import Strategy
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import sessions
 from app.auth.cookie import COOKIE_NAME
@@ -28,7 +29,7 @@ def current_claims(request: Request) -> SessionClaims | None:
 
 
 class SessionStrategy(Strategy[User, object]):
-    def __init__(self, request: Request, db: SessionDep, components: AuthComponents):
+    def __init__(self, request: Request, db: AsyncSession, components: AuthComponents):
         self.request = request
         self.db = db
         self.components = components
