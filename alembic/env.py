@@ -6,7 +6,7 @@ import logging.config
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from app.core.config import DatabaseSettings
+from app.core.config import load_database_settings
 from app.core.db import Base, create_engine
 from app.models import load_all_models
 
@@ -24,7 +24,7 @@ def _url() -> str:
     )
     if url:
         return url
-    return DatabaseSettings().DATABASE_URL
+    return load_database_settings().DATABASE_URL
 
 
 def _run(connection: Connection) -> None:

@@ -20,7 +20,7 @@ CSRF_ERROR = json.dumps(
 class CrossOriginProtectionMiddleware:
     def __init__(self, app: ASGIApp, trusted_origins: list[str]):
         self.app = app
-        self.trusted = frozenset(o.lower().rstrip("/") for o in trusted_origins)
+        self.trusted = frozenset(trusted_origins)  # normalised by Settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (

@@ -1,11 +1,23 @@
 """Settings from the environment and `.env`; unsafe values refuse to start."""
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
-from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SECRET_KEY_MIN_LENGTH = 32
+# A real key (secrets.token_urlsafe, openssl rand -hex) has dozens of distinct characters;
+# "aaaa…", 32 spaces or "abab…" are typed, not generated.
+SECRET_KEY_MIN_DISTINCT = 8
+SUPPORTED_DATABASES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+# What to do about a missing or refused setting, shown after the reason.
+HINTS = {
+    "SECRET_KEY": "run `make env` or set it in .env",
+    "DATABASE_URL": "e.g. sqlite+aiosqlite:///./app.db or postgresql+asyncpg://user:pass@host:5432/db",
+}
 
 
 class ConfigurationError(SystemExit):
@@ -18,14 +30,35 @@ class DatabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     DATABASE_URL: str = "sqlite+aiosqlite:///./app.db"
+    DB_CONNECT_TIMEOUT_SECONDS: float = Field(default=5, gt=0, le=300)
+    DB_STATEMENT_TIMEOUT_SECONDS: float = Field(default=10, gt=0, le=3600)
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _supported_database(cls, url: str) -> str:
+        from sqlalchemy.engine import make_url  # noqa: PLC0415  (keeps config import light)
+        from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+
+        try:
+            driver = make_url(url).drivername
+        except ArgumentError:
+            raise ValueError("is not a database URL") from None
+        if driver not in SUPPORTED_DATABASES:
+            raise ValueError(f"{driver!r} is not supported: use {' or '.join(SUPPORTED_DATABASES)}")
+        return url
+
+
+ProxyNetwork = IPv4Network | IPv6Network
+S = TypeVar("S", bound=BaseSettings)
 
 
 class Settings(DatabaseSettings):
-    SECRET_KEY: SecretStr = Field(min_length=32)
+    SECRET_KEY: SecretStr
     COOKIE_SECURE: bool = True
     SESSION_LIFETIME_SECONDS: int = Field(default=604800, gt=0)
     SESSION_MAX_AGE_SECONDS: int = Field(default=2592000, gt=0)
     TRUSTED_ORIGINS: Annotated[list[str], NoDecode] = []
+    TRUSTED_PROXIES: Annotated[list[ProxyNetwork], NoDecode] = []
     REDIS_URL: str | None = None
 
     RATE_LIMIT_ENABLED: bool = True
@@ -33,23 +66,38 @@ class Settings(DatabaseSettings):
     RATE_LIMIT_LOGIN_IP: str = "30/minute"
     RATE_LIMIT_REGISTER_IP: str = "20/hour"
 
+    MAX_BODY_BYTES: int = Field(default=1_048_576, gt=0)
+
     PASSWORD_HASH_THREADS: int = Field(default=1, ge=1, le=64)
     DB_ECHO: bool = False
 
-    @field_validator("TRUSTED_ORIGINS", mode="before")
+    @field_validator("SECRET_KEY")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _real_secret(cls, value: SecretStr) -> SecretStr:
+        key = value.get_secret_value()
+        if len(key.strip()) < SECRET_KEY_MIN_LENGTH:
+            raise ValueError(f"must be at least {SECRET_KEY_MIN_LENGTH} characters")
+        if len(set(key)) < SECRET_KEY_MIN_DISTINCT:
+            raise ValueError("looks typed, not generated (too few distinct characters)")
+        return value
+
+    @field_validator("TRUSTED_ORIGINS", "TRUSTED_PROXIES", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
-            return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+            return [o.strip() for o in value.split(",") if o.strip()]
         return value
 
     @field_validator("TRUSTED_ORIGINS")
     @classmethod
     def _exact_origins(cls, origins: list[str]) -> list[str]:
-        """Each an exact origin, scheme://host[:port]: a wildcard with credentials would let
-        any site read signed-in responses."""
+        """Each an exact origin, scheme://host[:port], normalised once here (lower case, no
+        trailing slash) the way browsers send `Origin`: CORS and the CSRF check compare
+        these as they are. A wildcard with credentials would let any site read signed-in
+        responses."""
+        normalised = []
         for origin in origins:
-            parts = urlsplit(origin)
+            parts = urlsplit(origin.rstrip("/"))
             if (
                 parts.scheme not in ("http", "https")
                 or not parts.netloc
@@ -59,7 +107,15 @@ class Settings(DatabaseSettings):
                 or parts.fragment
             ):
                 raise ValueError(f"{origin!r} is not an origin like https://shop.example.com")
-        return origins
+            normalised.append(f"{parts.scheme}://{parts.netloc}".lower())
+        return normalised
+
+    @field_validator("TRUSTED_PROXIES", mode="before")
+    @classmethod
+    def _networks(cls, values: object) -> object:
+        if isinstance(values, list):
+            return [ip_network(v, strict=False) if isinstance(v, str) else v for v in values]
+        return values
 
     @field_validator("RATE_LIMIT_LOGIN_ACCOUNT", "RATE_LIMIT_LOGIN_IP", "RATE_LIMIT_REGISTER_IP")
     @classmethod
@@ -75,15 +131,32 @@ class Settings(DatabaseSettings):
         return value or None
 
 
+def _reason(error: Any) -> str:
+    name = ".".join(str(p) for p in error["loc"]) or "settings"
+    if error["type"] == "missing":
+        message = "is required"
+    elif error["type"] == "value_error":
+        message = str(error["ctx"]["error"])
+    else:
+        message = error["msg"]
+    hint = HINTS.get(name)
+    return f"{name} {message}" + (f"; {hint}" if hint else "")
+
+
 def load_settings(*, env_file: str | None = ".env", **overrides: object) -> Settings:
     """Build settings or exit with a one-line reason naming the bad setting."""
+    return _load(Settings, env_file, overrides)
+
+
+def load_database_settings(*, env_file: str | None = ".env") -> DatabaseSettings:
+    return _load(DatabaseSettings, env_file, {})
+
+
+def _load(kind: type[S], env_file: str | None, overrides: dict[str, Any]) -> S:
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        return kind(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        reasons = "; ".join(_reason(err) for err in exc.errors())
         raise ConfigurationError(f"Configuration error: {reasons}") from None
 
 

@@ -9,6 +9,8 @@ import pytest
 from app.core.config import ConfigurationError, load_settings
 from tests.conftest import ROOT, TEST_SECRET
 
+GOOD_KEY = "0123456789abcdef" * 2  # 32 characters, as `openssl rand -hex 16` gives
+
 
 def start_app(tmp_path, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DATABASE_URL")}
@@ -25,7 +27,15 @@ def start_app(tmp_path, **env: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(
     ("env", "needle"),
-    [({}, "SECRET_KEY: Field required"), ({"SECRET_KEY": "short-secret-value"}, "SECRET_KEY")],
+    [
+        ({}, "SECRET_KEY is required; run `make env` or set it in .env"),
+        ({"SECRET_KEY": "short-secret-value"}, "SECRET_KEY must be at least 32 characters; run"),
+        ({"SECRET_KEY": " " * 40}, "SECRET_KEY must be at least 32 characters"),
+        ({"SECRET_KEY": "k" * 40}, "SECRET_KEY looks typed, not generated"),
+        ({"SECRET_KEY": "ab" * 20}, "SECRET_KEY looks typed, not generated"),
+        ({"SECRET_KEY": GOOD_KEY, "DATABASE_URL": "foo://bar"}, "DATABASE_URL 'foo' is not supported"),
+        ({"SECRET_KEY": GOOD_KEY, "DATABASE_URL": "nonsense"}, "DATABASE_URL is not a database URL"),
+    ],
 )
 def test_the_service_refuses_to_start_without_a_good_secret(tmp_path, env, needle):
     result = start_app(tmp_path, **env)
@@ -34,26 +44,27 @@ def test_the_service_refuses_to_start_without_a_good_secret(tmp_path, env, needl
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Configuration error: ")
     assert needle in lines[0]
-    if env:
+    if env.get("SECRET_KEY", "").strip():
         assert env["SECRET_KEY"] not in result.stderr
 
 
-def test_a_long_secret_starts(tmp_path):
-    result = start_app(tmp_path, SECRET_KEY="k" * 32)
+def test_a_generated_secret_starts(tmp_path):
+    result = start_app(tmp_path, SECRET_KEY=GOOD_KEY)
     assert result.returncode == 0, result.stderr
 
 
 def test_settings_parse_lists_and_limits():
     settings = load_settings(
         env_file=None,
-        SECRET_KEY="k" * 40,
+        SECRET_KEY=GOOD_KEY,
         TRUSTED_ORIGINS="https://a.example, https://b.example/ ,",
         REDIS_URL="",
     )
     assert settings.TRUSTED_ORIGINS == ["https://a.example", "https://b.example"]
+    assert settings.TRUSTED_PROXIES == []
     assert settings.REDIS_URL is None
     with pytest.raises(ConfigurationError, match="RATE_LIMIT_LOGIN_IP"):
-        load_settings(env_file=None, SECRET_KEY="k" * 40, RATE_LIMIT_LOGIN_IP="lots")
+        load_settings(env_file=None, SECRET_KEY=GOOD_KEY, RATE_LIMIT_LOGIN_IP="lots")
 
 
 @pytest.mark.parametrize(
@@ -61,7 +72,21 @@ def test_settings_parse_lists_and_limits():
 )
 def test_trusted_origins_must_be_exact(origins):
     with pytest.raises(ConfigurationError, match="TRUSTED_ORIGINS"):
-        load_settings(env_file=None, SECRET_KEY="k" * 40, TRUSTED_ORIGINS=origins)
+        load_settings(env_file=None, SECRET_KEY=GOOD_KEY, TRUSTED_ORIGINS=origins)
+
+
+def test_origins_and_proxies_are_normalised_once():
+    settings = load_settings(
+        env_file=None,
+        SECRET_KEY=GOOD_KEY,
+        TRUSTED_ORIGINS="HTTPS://App.Example.COM/,http://localhost:3000",
+        TRUSTED_PROXIES="127.0.0.1, 10.0.0.0/8,::1",
+    )
+    # Browsers send Origin in lower case: CORS compares these as they are.
+    assert settings.TRUSTED_ORIGINS == ["https://app.example.com", "http://localhost:3000"]
+    assert [str(n) for n in settings.TRUSTED_PROXIES] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
+    with pytest.raises(ConfigurationError, match="TRUSTED_PROXIES"):
+        load_settings(env_file=None, SECRET_KEY=GOOD_KEY, TRUSTED_PROXIES="proxy.local")
 
 
 def test_the_signing_key_stays_out_of_reprs(app):
