@@ -5,8 +5,10 @@ Defaults follow django-allauth: 5 failed logins per account per 5 minutes, 30 lo
 attempts per IP per minute, 20 registrations per IP per hour.
 """
 
+import hashlib
 import math
 import time
+import uuid
 
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
@@ -24,6 +26,23 @@ class RateLimits:
         self.login_account = _namespaced(settings.RATE_LIMIT_LOGIN_ACCOUNT, "login-account")
         self.login_ip = _namespaced(settings.RATE_LIMIT_LOGIN_IP, "login-ip")
         self.register_ip = _namespaced(settings.RATE_LIMIT_REGISTER_IP, "register-ip")
+        # A signed-in user re-entering their password (PATCH /users/me) has a budget of its
+        # own: anonymous guesses at their email must not lock them out of their own account.
+        self.current_password = _namespaced(settings.RATE_LIMIT_LOGIN_ACCOUNT, "current-password")
+        # Keyed, so the storage (Redis) holds no unkeyed hash of who tried to log in.
+        self._key = hashlib.sha256(
+            b"rate-limit-account:" + settings.SECRET_KEY.get_secret_value().encode()
+        ).digest()
+
+    def account_key(self, canonical_email: str) -> str:
+        """A fixed-size key for an account's counter: whatever was typed as the login name,
+        the limiter stores 32 hex characters, never the input itself."""
+        data = canonical_email.encode("utf-8", "surrogatepass")
+        return hashlib.blake2b(data, key=self._key, digest_size=16).hexdigest()
+
+    @staticmethod
+    def user_key(user_id: uuid.UUID) -> str:
+        return user_id.hex
 
     async def hit(self, item: RateLimitItem, key: str) -> None:
         """Count one event; raise RateLimited when it goes over the limit."""

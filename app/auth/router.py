@@ -19,7 +19,7 @@ Components = Annotated[AuthComponents, Depends(auth_components)]
 
 
 async def limit_registrations(request: Request, components: Components) -> None:
-    await components.limits.hit(components.limits.register_ip, client_ip(request))
+    await components.limits.hit(components.limits.register_ip, client_ip(request) or "unknown")
 
 
 router = APIRouter(prefix="/auth", tags=["auth"])

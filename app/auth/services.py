@@ -7,6 +7,7 @@ from fastapi import Request
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.auth.clientip import ClientAddress
 from app.auth.cookie import SessionCookie, build_session_cookie
 from app.auth.lookup import SessionLookup
 from app.auth.ratelimit import RateLimits
@@ -21,6 +22,7 @@ class AuthComponents:
     hasher: PasswordHasher
     limits: RateLimits
     lookup: SessionLookup
+    client_address: ClientAddress
     session_max_age: timedelta
     secret: str = field(repr=False)
 
@@ -33,6 +35,7 @@ class AuthComponents:
             hasher=PasswordHasher(settings.PASSWORD_HASH_THREADS),
             limits=RateLimits(settings),
             lookup=SessionLookup(engine),
+            client_address=ClientAddress(settings.TRUSTED_PROXIES),
             session_max_age=timedelta(seconds=settings.SESSION_MAX_AGE_SECONDS),
             secret=secret,
         )
@@ -46,6 +49,7 @@ async def auth_components(request: Request) -> AuthComponents:
     return request.app.state.auth
 
 
-def client_ip(request: Request) -> str:
-    """The peer address (behind a proxy, run uvicorn with --proxy-headers)."""
-    return request.client.host if request.client else "unknown"
+def client_ip(request: Request) -> str | None:
+    """The client's address, or None when unknown (see app.auth.clientip)."""
+    components: AuthComponents = request.app.state.auth
+    return components.client_address(request.scope)

@@ -12,6 +12,12 @@ from app.core.clock import utcnow
 from app.users.models import User
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=1)
+USER_AGENT_MAX_LENGTH = 512  # the column's size
+
+
+def _printable(text: str) -> str | None:
+    """Control characters (NUL above all: PostgreSQL can't store it) are dropped."""
+    return "".join(ch for ch in text if ch.isprintable()) or None
 
 
 async def create_session(
@@ -23,7 +29,7 @@ async def create_session(
         created_at=now,
         last_seen_at=now,
         ip=ip,
-        user_agent=(user_agent or None) and user_agent[:512],
+        user_agent=_printable(user_agent[:USER_AGENT_MAX_LENGTH]) if user_agent else None,
     )
     db.add(row)
     await db.flush()

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.auth.deps import AdminUser
+from app.core.cursor import CURSOR_MAX_LENGTH
 from app.core.db import SessionDep
 from app.types.enums import UserRole
 from app.users import service
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/users", tags=["admin: users"])
 async def list_users(
     db: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=CURSOR_MAX_LENGTH)] = None,
     role: UserRole | None = None,
     q: Annotated[
         str | None,

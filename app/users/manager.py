@@ -14,12 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from app.auth.services import AuthComponents, auth_components, client_ip
 from app.core.db import SessionDep
 from app.users.models import User
-from app.users.schemas import UserCreate
+from app.users.schemas import EMAIL_MAX_LENGTH, UserCreate, canonical_email
 
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
-# Longer login input is refused unhashed: argon2 would otherwise hash megabytes on request.
-LOGIN_INPUT_MAX_LENGTH = 4096
 
 
 def check_password(password: str, email: str) -> None:
@@ -40,10 +38,11 @@ class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):
     """Flushes instead of committing: the request's session dependency commits once."""
 
     async def get_by_email(self, email: str) -> User | None:
-        if "\x00" in email:  # no stored (validated) email has one; PostgreSQL can't take it
-            return None
-        # Emails are stored lower-cased, so the unique index serves this lookup.
-        return await self._get_user(select(User).where(User.email == email.strip().lower()))
+        email = canonical_email(email)
+        if len(email) > EMAIL_MAX_LENGTH or "\x00" in email:
+            return None  # no stored (validated) email is like that; PostgreSQL can't take NUL
+        # Emails are stored canonical, so the unique index serves this lookup.
+        return await self._get_user(select(User).where(User.email == email))
 
     async def create(self, create_dict: dict[str, Any]) -> User:
         user = User(**create_dict)
@@ -90,14 +89,19 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         return user
 
     async def authenticate(self, credentials: OAuth2PasswordRequestForm) -> User | None:
-        """Throttled per IP (every attempt) and per account (failed attempts)."""
+        """Throttled per IP (every attempt) and per account (every guess, forgotten after a
+        login that succeeds in full: see on_after_login)."""
         limits = self.components.limits
-        account = credentials.username.strip().lower()
-        await limits.hit(limits.login_ip, client_ip(self.request))
+        await limits.hit(limits.login_ip, client_ip(self.request) or "unknown")
+        # Input no account can have is refused before it reaches any storage or the hasher:
+        # no stored email is longer, no stored password was allowed to be.
+        account = canonical_email(credentials.username[: EMAIL_MAX_LENGTH * 4])
+        if len(account) > EMAIL_MAX_LENGTH:
+            return None
         # Counted before the password is checked, so parallel guesses can't all slip in
-        # while the first ones are still hashing; a success forgets the count.
-        await limits.hit(limits.login_account, account)
-        if max(len(account), len(credentials.password)) > LOGIN_INPUT_MAX_LENGTH:
+        # while the first ones are still hashing. The key is a fixed-size digest.
+        await limits.hit(limits.login_account, limits.account_key(account))
+        if len(credentials.password) > PASSWORD_MAX_LENGTH:
             return None
 
         user = await self.user_db.get_by_email(account)
@@ -107,8 +111,16 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
             return None
         if not await self.verify_password(user, credentials.password):
             return None
-        await limits.reset(limits.login_account, account)
         return user
+
+    async def on_after_login(
+        self, user: User, request: Request | None = None, response: Any = None
+    ) -> None:
+        """Only now — right password, active account, session issued — are the account's
+        earlier guesses forgotten. Resetting on a right password alone told an attacker the
+        password of a deactivated account (its logins answer 400 either way)."""
+        limits = self.components.limits
+        await limits.reset(limits.login_account, limits.account_key(user.email))
 
     async def verify_password(self, user: User, password: str) -> bool:
         """Check a password; upgrade the stored hash when the hasher's policy changed."""

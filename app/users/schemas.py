@@ -1,12 +1,21 @@
 """Request and response bodies for users. Field rules live here, once."""
 
+import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated
 
 import phonenumbers
 from fastapi_users.schemas import CreateUpdateDictModel
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
 
 from app.types.enums import UserRole
 
@@ -14,6 +23,31 @@ PHONE_DEFAULT_REGION = "RU"
 # Printable text only: control characters (NUL above all, which PostgreSQL cannot store)
 # are refused with 422 instead of failing in the database.
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+EMAIL_MAX_LENGTH = 320
+# Unicode bidirectional controls: "\u202egnp.exe" shows as "exe.png".
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def canonical_email(value: str) -> str:
+    """The one spelling an email is stored, looked up and rate-limited under: NFKC, then
+    lower case (fullwidth `ｕ@example.com` and `U@example.com` both become `u@example.com`)."""
+    return unicodedata.normalize("NFKC", value).strip().lower()
+
+
+def refuse_compatibility_forms(value: object) -> object:
+    """An address that NFKC would change (fullwidth letters, ligatures) is a look-alike of
+    another one: refused, so no account can impersonate `u@example.com` as `ｕ@example.com`."""
+    if isinstance(value, str) and unicodedata.normalize("NFKC", value) != value:
+        raise ValueError("use plain characters: the address contains look-alike (compatibility) forms")
+    return value
+
+
+def visible_name(value: str) -> str:
+    if any(ch in BIDI_CONTROLS for ch in value):
+        raise ValueError("must not contain text-direction control characters")
+    if not any(unicodedata.category(ch)[0] in "LNPS" for ch in value):
+        raise ValueError("must contain at least one visible character")
+    return value
 
 
 def normalize_phone(value: str) -> str:
@@ -27,10 +61,17 @@ def normalize_phone(value: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-Email = Annotated[EmailStr, Field(max_length=320), AfterValidator(str.lower)]
+Email = Annotated[
+    EmailStr,
+    Field(max_length=EMAIL_MAX_LENGTH),
+    BeforeValidator(refuse_compatibility_forms),
+    AfterValidator(canonical_email),
+]
 Phone = Annotated[str, StringConstraints(max_length=32), AfterValidator(normalize_phone)]
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=PRINTABLE)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=PRINTABLE),
+    AfterValidator(visible_name),
 ]
 # Length and content rules are checked by UserManager.validate_password (400 with a reason).
 Password = Annotated[str, StringConstraints(max_length=4096)]

@@ -1,10 +1,6 @@
 """User rules that are not fastapi-users' own: self-service updates, the admin listing."""
 
-import base64
-import binascii
-import json
 import uuid
-from datetime import UTC, datetime
 
 from fastapi import Request
 from sqlalchemy import Select, and_, func, or_, select
@@ -12,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import sessions
 from app.auth.strategy import current_claims
+from app.core.cursor import CreatedCursor
 from app.core.errors import DomainError, NotFound
 from app.types.enums import UserRole
 from app.users.manager import UserManager
@@ -29,11 +26,6 @@ class CurrentPasswordInvalid(DomainError):
     message = "current_password is wrong"
 
 
-class InvalidCursor(DomainError):
-    code = "INVALID_CURSOR"
-    message = "The cursor is not one this API returned"
-
-
 class CannotChangeOwnAccess(DomainError):
     code = "ADMIN_CANNOT_CHANGE_OWN_ACCESS"
     message = "An admin cannot change their own role or deactivate themselves"
@@ -49,11 +41,14 @@ async def update_me(
     if "email" in changes or "password" in changes:
         if current_password is None:
             raise CurrentPasswordRequired()
+        # A budget of its own, keyed by the user: anonymous guesses at this email (the
+        # login budget) can't lock the owner out of changing their own password.
         limits = manager.components.limits
-        await limits.hit(limits.login_account, user.email)  # same budget as login guesses
+        key = limits.user_key(user.id)
+        await limits.hit(limits.current_password, key)
         if not await manager.verify_password(user, current_password):
             raise CurrentPasswordInvalid()
-        await limits.reset(limits.login_account, user.email)
+        await limits.reset(limits.current_password, key)
     if not changes:
         return user
     password_changed = "password" in changes
@@ -68,23 +63,6 @@ async def update_me(
 
 
 # --- admin ---------------------------------------------------------------------------
-
-
-def _encode_cursor(user: User) -> str:
-    raw = json.dumps([user.created_at.isoformat(), str(user.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, user_id = json.loads(raw)
-        parsed = datetime.fromisoformat(created_at)
-        if parsed.tzinfo is None:
-            raise ValueError("naive")
-        return parsed.astimezone(UTC), uuid.UUID(user_id)
-    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
-        raise InvalidCursor() from None
 
 
 async def list_users(
@@ -109,7 +87,7 @@ async def list_users(
             )
         )
     if cursor:
-        created_at, user_id = _decode_cursor(cursor)
+        created_at, user_id = CreatedCursor.decode(cursor)
         stmt = stmt.where(
             or_(
                 User.created_at < created_at,
@@ -118,7 +96,8 @@ async def list_users(
         )
     stmt = stmt.order_by(User.created_at.desc(), User.id.desc()).limit(limit + 1)
     users = list(await db.scalars(stmt))
-    next_cursor = _encode_cursor(users[limit - 1]) if len(users) > limit else None
+    last = users[limit - 1] if len(users) > limit else None
+    next_cursor = CreatedCursor.encode((last.created_at, last.id)) if last else None
     return users[:limit], next_cursor
 
 

@@ -67,3 +67,31 @@ async def test_cors_lets_trusted_origins_send_the_cookie(client):
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "PATCH"},
     )
     assert "access-control-allow-origin" not in response.headers
+
+
+async def test_a_mixed_case_trusted_origin_still_matches_the_browsers(make_settings):
+    # Settings normalise origins once; CORS compares them with the browser's lower-case Origin.
+    from app.main import close_app, create_app
+    from tests.conftest import client_for
+
+    app = create_app(make_settings(TRUSTED_ORIGINS="HTTPS://App.Shop.Test"))
+    try:
+        async with client_for(app) as client:
+            preflight = await client.options(
+                "/users/me",
+                headers={
+                    "Origin": TRUSTED,
+                    "Access-Control-Request-Method": "PATCH",
+                    "Access-Control-Request-Headers": "content-type",
+                },
+            )
+            user = await register(client)
+            cross = await login_with(
+                client, user["email"], {"Origin": TRUSTED, "Sec-Fetch-Site": "same-site"}
+            )
+    finally:
+        await close_app(app)
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == TRUSTED
+    assert preflight.headers["access-control-allow-credentials"] == "true"
+    assert cross.status_code == 204

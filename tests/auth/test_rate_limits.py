@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from sqlalchemy import select, update
 
 from app.main import close_app, create_app
+from app.users.models import User
 from tests.conftest import client_for
-from tests.helpers import PASSWORD, new_user_data, register
+from tests.helpers import PASSWORD, login, new_user_data, register
 
 
 async def attempt(client, email, password="wrong password"):
@@ -113,3 +115,72 @@ async def test_instances_share_limits_through_redis(make_settings):
         assert (await attempt(a, email)).status_code == 429
     for app in (first, second):
         await close_app(app)
+
+
+# --- bounded keys, and what a success forgets (security probe, issue 6) -------------------
+
+
+def limiter_keys(app) -> list[str]:
+    """Every key the in-memory limiter holds (moving windows keep their events per key)."""
+    storage = app.state.auth.limits._limiter.storage
+    return [*storage.events, *storage.storage]
+
+
+async def test_long_login_names_never_reach_the_limiter(app):
+    # The probe's 1 MB names added ~108 MB to the limiter; 8 KB ones fit under any body
+    # limit, so they reach the manager. No key may carry the input.
+    clients = [client_for(app, ip=f"198.51.100.{n}") for n in range(1, 21)]
+    try:
+        for n, c in enumerate(clients):
+            response = await attempt(c, f"{n}{'x' * 8000}@example.com")
+            assert response.status_code == 400
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients))
+    keys = limiter_keys(app)
+    assert keys, "the IP limit still counts these attempts"
+    assert max(len(key) for key in keys) < 120, max(keys, key=len)[:200]
+
+
+async def test_the_account_key_is_a_digest_of_the_canonical_email(app, client):
+    user = await register(client, email="olga@example.com")
+    # Case and compatibility spellings are one account, one counter.
+    for spelling in ("OLGA@example.com", "ｏｌｇａ@example.com", " olga@EXAMPLE.com", "Olga@Example.COM"):
+        assert (await attempt(client, spelling)).status_code == 400
+    assert "olga" not in " ".join(limiter_keys(app))
+    assert (await attempt(client, user["email"])).status_code == 400
+    assert (await attempt(client, user["email"], PASSWORD)).status_code == 429
+
+
+async def test_a_right_password_on_a_deactivated_account_forgets_nothing(app, client):
+    # The probe: 4 wrong, then the right one, on a deactivated account: 8 attempts all 400
+    # and none 429 — the reset told the attacker which guess was right.
+    user = await register(client)
+    async with app.state.sessionmaker() as db, db.begin():
+        await db.execute(
+            update(User).where(User.email == user["email"]).values(is_active=False)
+        )
+    for _ in range(4):
+        assert (await attempt(client, user["email"])).status_code == 400
+    assert (await attempt(client, user["email"], PASSWORD)).status_code == 400
+    responses = [await attempt(client, user["email"], PASSWORD) for _ in range(3)]
+    assert [r.status_code for r in responses] == [429] * 3
+
+
+async def test_anonymous_guesses_do_not_lock_the_owner_out_of_their_password_change(app):
+    async with client_for(app, ip="192.0.2.50") as owner, client_for(app, ip="192.0.2.66") as attacker:
+        user = await register(owner)
+        await login(owner, user["email"])
+        for _ in range(5):
+            assert (await attempt(attacker, user["email"])).status_code == 400
+        assert (await attempt(attacker, user["email"], PASSWORD)).status_code == 429
+        response = await owner.patch(
+            "/users/me", json={"password": "a brand new phrase", "current_password": PASSWORD}
+        )
+        assert response.status_code == 200, response.text
+    async with client_for(app, ip="192.0.2.51") as later:
+        # the new password really is the account's: usable once the lock expires
+        async with app.state.sessionmaker() as db:
+            stored = await db.scalar(select(User.hashed_password).where(User.email == user["email"]))
+        verified, _ = app.state.auth.hasher.helper.verify_and_update("a brand new phrase", stored)
+        assert verified
+        assert (await attempt(later, user["email"], "a brand new phrase")).status_code == 429

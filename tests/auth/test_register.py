@@ -111,3 +111,26 @@ async def test_the_hash_is_never_returned(client):
     response = await client.post("/auth/register", json=new_user_data())
     assert "password" not in response.text
     assert "argon2" not in response.text
+
+
+@pytest.mark.parametrize("email", ["ｕ@example.com", "ﬁle@example.com", "u@ｅxample.com"])
+async def test_look_alike_emails_are_refused(client, email):
+    # fullwidth or ligature forms would register a second "u@example.com"
+    await register(client, email="u@example.com")
+    response = await client.post("/auth/register", json=new_user_data(email=email))
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "email"]
+
+
+@pytest.mark.parametrize("name", ["\u202egnp.exe", "Иван\u2066", "\u200b", " \u200b\u200d ", "\u200e"])
+async def test_names_must_be_visible_and_without_direction_controls(client, name):
+    response = await client.post("/auth/register", json=new_user_data(name=name))
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "name"]
+
+
+@pytest.mark.parametrize("name", ["Анна-Мария О'Нил", "李小龍", "🙂", "J. R. R."])
+async def test_real_names_pass(client, name):
+    response = await client.post("/auth/register", json=new_user_data(name=name))
+    assert response.status_code == 201
+    assert response.json()["name"] == name

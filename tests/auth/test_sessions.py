@@ -263,3 +263,17 @@ async def test_the_looked_up_user_is_the_one_the_orm_loads(app, client):
 def test_an_in_memory_sqlite_database_is_refused_at_start(make_settings):
     with pytest.raises(ValueError, match="in-memory"):
         create_app(make_settings(DATABASE_URL="sqlite+aiosqlite://"))
+
+
+async def test_signed_in_responses_are_never_cached(client):
+    assert "cache-control" not in (await client.get("/healthz")).headers
+    user = await register(client)
+    response = await login(client, user["email"])
+    assert response.headers["cache-control"] == "no-store"
+    for response in (
+        await client.get("/users/me"),
+        await client.get("/users/me/sessions"),
+        await client.patch("/users/me", json={"name": "Новое имя"}),
+        await client.delete("/users/me/sessions/not-a-uuid"),  # errors after authentication too
+    ):
+        assert response.headers.get_list("cache-control") == ["no-store"], response.request.url

@@ -10,9 +10,13 @@ from tests.conftest import client_for
 from tests.helpers import PASSWORD, login, make_admin, register, signed_in
 
 
-def cursor_of(created_at: str) -> str:
-    raw = json.dumps([created_at, str(uuid.UUID(int=0))]).encode()
+def cursor_of(created_at: object, *rest: object) -> str:
+    raw = json.dumps([created_at, *(rest or [str(uuid.UUID(int=0))])]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def encoded(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
 @pytest.fixture
@@ -35,6 +39,9 @@ async def test_pagination_walks_every_user_once(client, admin):
             break
     assert sorted(seen) == sorted([admin["id"], *(u["id"] for u in created)])
     assert len(seen) == len(set(seen)) == 8
+    # newest first: the last registered user opens the first page, the admin ends the last
+    assert seen[0] == created[-1]["id"]
+    assert seen[-1] == admin["id"]
 
 
 async def test_filters(client, admin):
@@ -59,6 +66,15 @@ async def test_filters(client, admin):
         ({"cursor": cursor_of("9999-12-31T23:59:59-14:00")}, 400, "INVALID_CURSOR"),
         ({"cursor": cursor_of("0001-01-01T00:00:00+14:00")}, 400, "INVALID_CURSOR"),
         ({"cursor": cursor_of("2026-01-01T00:00:00")}, 400, "INVALID_CURSOR"),
+        # well-formed JSON of the wrong types (each was a 500 found by the probe)
+        ({"cursor": cursor_of("2024-01-01T00:00:00+00:00", 123)}, 400, "INVALID_CURSOR"),
+        ({"cursor": cursor_of(1700000000)}, 400, "INVALID_CURSOR"),
+        ({"cursor": encoded(["x"])}, 400, "INVALID_CURSOR"),
+        ({"cursor": encoded({"x": 1})}, 400, "INVALID_CURSOR"),
+        ({"cursor": encoded(True)}, 400, "INVALID_CURSOR"),
+        ({"cursor": encoded(1.5)}, 400, "INVALID_CURSOR"),
+        ({"cursor": encoded(None)}, 400, "INVALID_CURSOR"),
+        ({"cursor": cursor_of("2024-01-01T00:00:00+00:00", str(uuid.UUID(int=0)), 1)}, 400, "INVALID_CURSOR"),
         ({"limit": 0}, 422, "VALIDATION_ERROR"),
         ({"limit": 101}, 422, "VALIDATION_ERROR"),
         ({"role": "king"}, 422, "VALIDATION_ERROR"),

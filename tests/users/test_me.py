@@ -104,7 +104,7 @@ async def test_new_password_works_and_old_one_does_not(client):
     await login(client, user["email"], "another good one")
 
 
-async def test_current_password_guesses_share_the_login_budget(client):
+async def test_current_password_guesses_have_a_budget(client):
     await signed_in(client)
     for _ in range(5):
         response = await client.patch(

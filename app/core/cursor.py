@@ -1,0 +1,57 @@
+"""Opaque keyset-pagination cursors: one codec for every list (users, later orders).
+
+A cursor is the URL-safe base64 of a JSON array holding the last row's sort key. Decoding
+checks it against the list's typed shape (strict: a number is not a date, a date must
+carry its offset), so anything this API did not hand out is a 400 `INVALID_CURSOR`,
+never a 500.
+"""
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Annotated, Generic, TypeVar
+from uuid import UUID
+
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, TypeAdapter, ValidationError
+
+from app.core.errors import DomainError
+
+K = TypeVar("K", bound=tuple[object, ...])
+# Longer than any cursor this API hands out; the route's query bound says the same.
+CURSOR_MAX_LENGTH = 200
+
+
+class InvalidCursor(DomainError):
+    code = "INVALID_CURSOR"
+    message = "The cursor is not one this API returned"
+
+
+def _in_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)  # OverflowError at the edges of datetime's range
+
+
+UTCInstant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
+
+class CursorCodec(Generic[K]):
+    """encode(key) → str; decode(str) → key of the declared shape, or InvalidCursor."""
+
+    def __init__(self, shape: type[K]):
+        self._adapter: TypeAdapter[K] = TypeAdapter(shape, config=ConfigDict(strict=True))
+
+    def encode(self, key: K) -> str:
+        raw = self._adapter.dump_json(key)
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def decode(self, cursor: str) -> K:
+        if len(cursor) > CURSOR_MAX_LENGTH:
+            raise InvalidCursor()
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            return self._adapter.validate_json(raw)
+        except (ValueError, OverflowError, binascii.Error, ValidationError):
+            raise InvalidCursor() from None
+
+
+# (created_at, id): the newest-first order of users, and of orders later.
+CreatedCursor = CursorCodec(tuple[UTCInstant, UUID])
