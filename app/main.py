@@ -12,6 +12,7 @@ from app.auth.renewal import SessionRenewalMiddleware
 from app.auth.router import router as auth_router
 from app.auth.router import sessions_router
 from app.auth.services import AuthComponents
+from app.core.bodylimit import BodyLimitMiddleware
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added innermost first: renewal runs closest to the routes, CORS outermost.
     app.add_middleware(SessionRenewalMiddleware, cookie=auth.cookie, codec=auth.codec)
     app.add_middleware(CrossOriginProtectionMiddleware, trusted_origins=settings.TRUSTED_ORIGINS)
+    # Outside everything that could read the body; inside CORS so a 413 carries its headers.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.MAX_BODY_BYTES)
     if settings.TRUSTED_ORIGINS:
         app.add_middleware(
             CORSMiddleware,
