@@ -64,10 +64,28 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 
 @pytest.fixture
+async def make_app(make_settings: Callable[..., Settings]) -> AsyncIterator[Callable[..., FastAPI]]:
+    """Apps with other settings, closed at teardown whatever the test's assertions did: a
+    close after a failed assertion never ran, and aiosqlite's thread then kept pytest alive."""
+    built: list[FastAPI] = []
+
+    def make(settings: Settings | None = None, **overrides: Any) -> FastAPI:
+        application = create_app(settings or make_settings(**overrides))
+        built.append(application)
+        return application
+
+    yield make
+    for application in built:
+        await close_app(application)
+
+
+@pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
-    yield application
-    await close_app(application)
+    try:
+        yield application
+    finally:
+        await close_app(application)
 
 
 def client_for(app: FastAPI, ip: str = "203.0.113.10") -> httpx.AsyncClient:

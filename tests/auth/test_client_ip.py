@@ -4,7 +4,6 @@ import pytest
 from sqlalchemy import select
 
 from app.auth.models import AuthSession
-from app.main import close_app, create_app
 from tests.conftest import client_for
 from tests.helpers import register
 
@@ -20,21 +19,13 @@ async def attempt(client, headers=None):
 
 
 @pytest.fixture
-async def proxied_app(make_settings):
-    app = create_app(make_settings(TRUSTED_PROXIES=f"{PROXY},10.0.0.0/8", RATE_LIMIT_LOGIN_IP="2/minute"))
-    try:
-        yield app
-    finally:
-        await close_app(app)
+def proxied_app(make_app):
+    return make_app(TRUSTED_PROXIES=f"{PROXY},10.0.0.0/8", RATE_LIMIT_LOGIN_IP="2/minute")
 
 
 @pytest.fixture
-async def direct_app(make_settings):
-    app = create_app(make_settings(RATE_LIMIT_LOGIN_IP="2/minute"))
-    try:
-        yield app
-    finally:
-        await close_app(app)
+def direct_app(make_app):
+    return make_app(RATE_LIMIT_LOGIN_IP="2/minute")
 
 
 async def stored_ips(app) -> list[str | None]:

@@ -2,7 +2,8 @@
 
 import pytest
 
-from tests.helpers import PASSWORD, register
+from tests.conftest import client_for
+from tests.helpers import PASSWORD, register, signed_in
 
 TRUSTED = "https://app.shop.test"  # TRUSTED_ORIGINS in the test settings
 
@@ -69,29 +70,48 @@ async def test_cors_lets_trusted_origins_send_the_cookie(client):
     assert "access-control-allow-origin" not in response.headers
 
 
-async def test_a_mixed_case_trusted_origin_still_matches_the_browsers(make_settings):
+async def test_a_mixed_case_trusted_origin_still_matches_the_browsers(make_app):
     # Settings normalise origins once; CORS compares them with the browser's lower-case Origin.
-    from app.main import close_app, create_app
-    from tests.conftest import client_for
-
-    app = create_app(make_settings(TRUSTED_ORIGINS="HTTPS://App.Shop.Test"))
-    try:
-        async with client_for(app) as client:
-            preflight = await client.options(
-                "/users/me",
-                headers={
-                    "Origin": TRUSTED,
-                    "Access-Control-Request-Method": "PATCH",
-                    "Access-Control-Request-Headers": "content-type",
-                },
-            )
-            user = await register(client)
-            cross = await login_with(
-                client, user["email"], {"Origin": TRUSTED, "Sec-Fetch-Site": "same-site"}
-            )
-    finally:
-        await close_app(app)
+    app = make_app(TRUSTED_ORIGINS="HTTPS://App.Shop.Test")
+    async with client_for(app) as client:
+        preflight = await client.options(
+            "/users/me",
+            headers={
+                "Origin": TRUSTED,
+                "Access-Control-Request-Method": "PATCH",
+                "Access-Control-Request-Headers": "content-type",
+            },
+        )
+        user = await register(client)
+        cross = await login_with(
+            client, user["email"], {"Origin": TRUSTED, "Sec-Fetch-Site": "same-site"}
+        )
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == TRUSTED
     assert preflight.headers["access-control-allow-credentials"] == "true"
     assert cross.status_code == 204
+
+
+CROSS_SITE = {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PATCH", "/users/me", {"name": "Чужое имя"}),
+        ("DELETE", "/users/me/sessions/{sid}", None),
+        ("POST", "/auth/logout-all", None),
+        ("POST", "/auth/logout", None),
+    ],
+)
+async def test_every_unsafe_method_is_checked_and_changes_nothing(client, method, path, body):
+    user = await signed_in(client)
+    sid = (await client.get("/users/me/sessions")).json()["items"][0]["id"]
+    response = await client.request(
+        method, path.format(sid=sid), json=body, headers=CROSS_SITE
+    )
+    assert response.status_code == 403
+    assert response.json()["code"] == "CSRF_CROSS_ORIGIN"
+    me = await client.get("/users/me")  # the session lives, the name is unchanged
+    assert me.status_code == 200
+    assert me.json()["name"] == user["name"]

@@ -45,14 +45,11 @@ async def test_the_cookie_is_a_session_jwt(client):
     assert claims["sid"]
 
 
-async def test_cookie_secure_can_be_switched_off(make_settings):
-    from app.main import close_app, create_app
-
-    app = create_app(make_settings(COOKIE_SECURE=False))
+async def test_cookie_secure_can_be_switched_off(make_app):
+    app = make_app(COOKIE_SECURE=False)
     async with client_for(app) as client:
         user = await register(client)
         response = await login(client, user["email"])
-    await close_app(app)
     assert "secure" not in cookie_attributes(session_cookie(response))
 
 

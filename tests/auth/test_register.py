@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.helpers import new_user_data, register
+from tests.helpers import login, new_user_data, register
 
 
 async def test_register_returns_the_public_user(client):
@@ -89,6 +89,12 @@ async def test_password_may_not_be_the_email(client):
 async def test_any_characters_are_accepted_within_the_length(client, password):
     user = await register(client, password=password)
     assert user["role"] == "user"
+    await login(client, user["email"], password)  # stored as given: it opens the account
+    assert (await client.get("/users/me")).json()["id"] == user["id"]
+    wrong = await client.post(
+        "/auth/login", data={"username": user["email"], "password": password + "x"}
+    )
+    assert wrong.status_code == 400
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from sqlalchemy import event, select
 from app.auth.cookie import COOKIE_NAME
 from app.auth.models import AuthSession
 from app.core.security import SESSION_AUDIENCE
-from app.main import close_app, create_app
+from app.main import create_app
 from tests.conftest import TEST_SECRET, client_for
 from tests.helpers import PASSWORD, login, register, session_cookie, signed_in
 
@@ -82,8 +82,8 @@ async def test_activity_keeps_the_session_alive_past_seven_days(client, clock):
         assert response.status_code == 200
 
 
-async def test_absolute_cap_stops_renewal(make_settings, clock):
-    app = create_app(make_settings(SESSION_MAX_AGE_SECONDS=3600))
+async def test_absolute_cap_stops_renewal(make_app, clock):
+    app = make_app(SESSION_MAX_AGE_SECONDS=3600)
     async with client_for(app) as client:
         await signed_in(client)
         clock.shift(timedelta(minutes=59))
@@ -97,7 +97,18 @@ async def test_absolute_cap_stops_renewal(make_settings, clock):
         await register(client, email=email)
         await login(client, email)
         assert (await client.get("/users/me")).status_code == 200
-    await close_app(app)
+
+
+async def test_the_session_list_leaves_out_sessions_past_the_cap(make_app, clock):
+    app = make_app(SESSION_MAX_AGE_SECONDS=3600)
+    async with client_for(app) as old, client_for(app) as new:
+        user = await signed_in(old)
+        clock.shift(timedelta(minutes=59))
+        await login(new, user["email"])
+        assert len((await new.get("/users/me/sessions")).json()["items"]) == 2
+        clock.shift(timedelta(minutes=2))
+        items = (await new.get("/users/me/sessions")).json()["items"]
+        assert [item["current"] for item in items] == [True]
 
 
 async def test_logout_revokes_even_a_copied_token(client):

@@ -4,7 +4,6 @@ import httpx
 import pytest
 from fastapi import APIRouter
 
-from app.main import close_app, create_app
 from tests.helpers import make_admin, new_user_data, signed_in
 
 
@@ -48,8 +47,8 @@ async def test_bad_input_on_authenticated_routes(client):
     assert response.status_code == 422
 
 
-async def test_unexpected_errors_are_a_json_500_without_details(settings):
-    app = create_app(settings)
+async def test_unexpected_errors_are_a_json_500_without_details(make_app):
+    app = make_app()
     boom = APIRouter()
 
     @boom.get("/boom")
@@ -60,7 +59,6 @@ async def test_unexpected_errors_are_a_json_500_without_details(settings):
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="https://shop.test") as client:
         response = await client.get("/boom")
-    await close_app(app)
     assert response.status_code == 500
     assert response.json() == {"code": "INTERNAL_ERROR", "detail": "Internal server error"}
     assert "secret internals" not in response.text

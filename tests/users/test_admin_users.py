@@ -118,6 +118,18 @@ async def test_deactivation_ends_sessions_and_blocks_login(app, client, admin):
         assert response.status_code == 400
 
 
+async def test_reactivation_does_not_revive_old_sessions(app, client, admin):
+    # The 401 after deactivation must come from revocation, not only from is_active.
+    async with client_for(app) as target:
+        user = await signed_in(target)
+        await client.patch(f"/admin/users/{user['id']}", json={"is_active": False})
+        response = await client.patch(f"/admin/users/{user['id']}", json={"is_active": True})
+        assert response.json()["is_active"] is True
+        assert (await target.get("/users/me")).status_code == 401
+        await login(target, user["email"])
+        assert (await target.get("/users/me")).status_code == 200
+
+
 async def test_unchanged_values_do_not_end_sessions(app, client, admin):
     async with client_for(app) as target:
         user = await signed_in(target)
@@ -131,6 +143,10 @@ async def test_an_admin_cannot_lock_themselves_out(client, admin):
     assert response.status_code == 400
     assert response.json()["code"] == "ADMIN_CANNOT_CHANGE_OWN_ACCESS"
     assert (await client.get("/admin/users")).status_code == 200
+    response = await client.patch(f"/admin/users/{admin['id']}", json={"is_active": False})
+    assert response.status_code == 400
+    me = (await client.get(f"/admin/users/{admin['id']}")).json()
+    assert (me["role"], me["is_active"]) == ("admin", True)
 
 
 @pytest.mark.parametrize(
@@ -140,3 +156,5 @@ async def test_bad_admin_updates_are_422(client, admin, body):
     other = await register(client)
     response = await client.patch(f"/admin/users/{other['id']}", json=body)
     assert response.status_code == 422
+    unchanged = (await client.get(f"/admin/users/{other['id']}")).json()
+    assert {k: unchanged[k] for k in ("role", "is_active", "email")} == {"role": "user", "is_active": True, "email": other["email"]}

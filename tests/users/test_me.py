@@ -1,7 +1,11 @@
 """/users/me: reading and updating one's own account; role is never self-assigned."""
 
-import pytest
+import uuid
 
+import pytest
+from sqlalchemy import update
+
+from app.users.models import User
 from tests.helpers import PASSWORD, login, register, signed_in
 
 
@@ -70,6 +74,22 @@ async def test_email_change_needs_the_current_password(client):
     assert response.status_code == 200
     assert response.json()["email"] == "new@example.com"
     assert response.json()["is_verified"] is False
+
+
+async def test_a_new_email_must_be_confirmed_again(app, client):
+    user = await signed_in(client)
+    async with app.state.sessionmaker() as db, db.begin():
+        await db.execute(update(User).where(User.id == uuid.UUID(user["id"])).values(is_verified=True))
+    assert (await client.get("/users/me")).json()["is_verified"] is True
+    response = await client.patch("/users/me", json={"name": "Только имя"})
+    assert response.json()["is_verified"] is True  # other changes keep it
+    response = await client.patch(
+        "/users/me", json={"email": "moved@example.com", "current_password": PASSWORD}
+    )
+    assert response.json()["is_verified"] is False
+    async with app.state.sessionmaker() as db:
+        stored = await db.get(User, uuid.UUID(user["id"]))
+        assert (stored.email, stored.is_verified) == ("moved@example.com", False)
 
 
 async def test_email_taken_is_400(client):
