@@ -19,6 +19,7 @@ RUN useradd --system --uid 10001 shop
 USER shop
 
 EXPOSE 8000
-# Behind a reverse proxy, set FORWARDED_ALLOW_IPS to its address so client IPs (rate limits,
-# session list) come from X-Forwarded-For; uvicorn trusts only 127.0.0.1 by default.
-CMD ["sh", "-c", "alembic upgrade head && exec uvicorn app.main:app --host 0.0.0.0 --port 8000 --proxy-headers"]
+# Behind a reverse proxy, set the TRUSTED_PROXIES setting to its address so client IPs (rate
+# limits, session list) come from its X-Forwarded-For (app/auth/clientip.py decides, not uvicorn).
+# The --http protocol caps the request line and headers (app/core/bodylimit.py).
+CMD ["sh", "-c", "alembic upgrade head && exec uvicorn app.main:app --host 0.0.0.0 --port 8000 --http app.core.bodylimit:LimitedHttpToolsProtocol --no-proxy-headers"]

@@ -25,7 +25,7 @@ migrate: install .env
 	$(BIN)/alembic upgrade head
 
 run: migrate
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT)
+	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --http app.core.bodylimit:LimitedHttpToolsProtocol --no-proxy-headers
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
