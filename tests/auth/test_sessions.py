@@ -1,12 +1,15 @@
 """Sliding renewal, the absolute cap, revocation, and the session list."""
 
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import jwt
 import pytest
 import time_machine
 from sqlalchemy import event, select
+from sqlalchemy.engine import make_url
 
 from app.auth.cookie import COOKIE_NAME
 from app.auth.models import AuthSession
@@ -288,3 +291,37 @@ async def test_signed_in_responses_are_never_cached(client):
         await client.delete("/users/me/sessions/not-a-uuid"),  # errors after authentication too
     ):
         assert response.headers.get_list("cache-control") == ["no-store"], response.request.url
+
+
+async def test_a_shorter_lifetime_is_the_cookies_and_the_tokens(make_app, clock):
+    app = make_app(SESSION_LIFETIME_SECONDS=3600)
+    async with client_for(app) as client:
+        user = await register(client)
+        response = await login(client, user["email"])
+        assert "Max-Age=3600" in session_cookie(response)
+        claims = claims_of(response)
+        assert claims["exp"] - claims["iat"] == 3600
+        clock.shift(timedelta(minutes=59))
+        renewed = await client.get("/users/me")
+        assert "Max-Age=3600" in session_cookie(renewed)
+        clock.shift(timedelta(minutes=61))  # idle past the lifetime: the token has expired
+        assert (await client.get("/users/me")).status_code == 401
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="the asyncpg lookup pool exists only on PostgreSQL (set TEST_DATABASE_URL; CI does)",
+)
+async def test_the_lookup_survives_the_server_dropping_its_connections(app, client, database_url):
+    await signed_in(client)
+    assert (await client.get("/users/me")).status_code == 200  # the lookup's pool is open
+    admin = await asyncpg.connect(make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        dropped = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    assert dropped >= 1
+    assert (await client.get("/users/me")).status_code == 200
