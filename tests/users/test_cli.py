@@ -47,6 +47,7 @@ def cli(database_url: str, *args: str, timeout: float = TIMEOUT) -> subprocess.C
         timeout=timeout,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        check=False,
     )
 
 
@@ -72,6 +73,25 @@ def pseudo_terminal() -> Iterator[tuple[int, str]]:
 def on_terminal(terminal: str, *args: str) -> list[str]:
     """`python -m app *args` with `terminal` as its controlling terminal (its /dev/tty)."""
     return [sys.executable, "-c", ATTACH_TERMINAL, terminal, "-m", "app", *args]
+
+
+def cli_with_terminal_but_no_stdin(
+    database_url: str, *args: str
+) -> subprocess.CompletedProcess:
+    """The CLI with a controlling terminal but stdin from /dev/null. Anything that waited
+    for typing on that terminal would time out (30 s) instead of going unnoticed."""
+    with pseudo_terminal() as (_, terminal):
+        return subprocess.run(
+            on_terminal(terminal, *args),
+            cwd=ROOT,
+            env=cli_env(database_url),
+            capture_output=True,
+            encoding="utf-8",
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            check=False,
+        )
 
 
 def cli_on_terminal(database_url: str, *args: str, typed: list[str]) -> tuple[int, str]:
@@ -294,17 +314,9 @@ async def test_create_refuses_two_different_typed_passwords(app, database_url):
 async def test_create_without_a_terminal_or_password_refuses_at_once(app, database_url):
     """stdin is not a terminal, though the process has one (a script run from a shell,
     `make admin < /dev/null`): it must refuse, not wait for someone to type there."""
-    with pseudo_terminal() as (_, terminal):
-        result = subprocess.run(
-            on_terminal(terminal, "create-admin", "--email", "boss@example.com"),
-            cwd=ROOT,
-            env=cli_env(database_url),
-            capture_output=True,
-            encoding="utf-8",
-            timeout=30,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    result = cli_with_terminal_but_no_stdin(
+        database_url, "create-admin", "--email", "boss@example.com"
+    )
     assert result.returncode == 2
     reason = one_line(result.stderr)
     assert "not a terminal" in reason and "--password" in reason
