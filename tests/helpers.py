@@ -55,6 +55,6 @@ def session_cookie(response: httpx.Response) -> str | None:
 
 
 async def make_admin(app: Any, email: str) -> None:
-    """Give a user the admin role directly in the database (as `create-admin` would)."""
+    """Give a user the admin role directly in the database (as `create-admin --promote` would)."""
     async with app.state.sessionmaker() as db, db.begin():
         await db.execute(update(User).where(User.email == email).values(role=UserRole.ADMIN))
