@@ -9,7 +9,9 @@ with SQL compiled by SQLAlchemy from the models, and values converted by the mod
 own column types. The user it returns is attached to the request's ORM session exactly
 as if that session had loaded it.
 
-Drivers: aiosqlite (one dedicated connection, its own thread) and asyncpg (a small pool).
+Drivers: aiosqlite (one dedicated connection, its own thread) and asyncpg (a small pool),
+with the engine's timeouts (app.core.db.DatabaseTimeouts): an unreachable or locked
+database fails the request (503) within them instead of hanging it.
 
 Relationships added to User later must not be eagerly loaded (leave them lazy="raise" or
 load them explicitly): a user attached with merge(load=False) loads nothing more.
@@ -30,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import make_transient_to_detached
 
 from app.auth.models import AuthSession
+from app.core.db import DatabaseTimeouts, engine_timeouts
 from app.users.models import User
 
 SESSION_COLUMNS = (AuthSession.created_at, AuthSession.last_seen_at, AuthSession.revoked_at)
@@ -50,6 +53,8 @@ class SessionState:
 class _Driver(Protocol):
     @staticmethod
     def check(url: URL) -> None: ...
+    @classmethod
+    async def open(cls, url: URL, timeouts: DatabaseTimeouts) -> "_Driver": ...
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]: ...
     async def close(self) -> None: ...
 
@@ -64,9 +69,10 @@ class _SqliteDriver:
             raise ValueError("the session lookup needs a SQLite file, not an in-memory database")
 
     @classmethod
-    async def open(cls, url: URL) -> "_SqliteDriver":
-        connection = await aiosqlite.connect(url.database)
-        await connection.execute("PRAGMA busy_timeout=5000")
+    async def open(cls, url: URL, timeouts: DatabaseTimeouts) -> "_SqliteDriver":
+        busy = timeouts.sqlite_busy_seconds
+        connection = await aiosqlite.connect(url.database, timeout=busy)
+        await connection.execute(f"PRAGMA busy_timeout={round(busy * 1000)}")
         return cls(connection)
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
@@ -77,25 +83,33 @@ class _SqliteDriver:
 
 
 class _AsyncpgDriver:
-    def __init__(self, pool: asyncpg.Pool):
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float):
         self._pool = pool
+        self._acquire_timeout = acquire_timeout
 
     @staticmethod
     def check(url: URL) -> None:
         pass
 
     @classmethod
-    async def open(cls, url: URL) -> "_AsyncpgDriver":
+    async def open(cls, url: URL, timeouts: DatabaseTimeouts) -> "_AsyncpgDriver":
         dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        return cls(await asyncpg.create_pool(dsn, min_size=1, max_size=4))
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, **timeouts.asyncpg_args())
+        return cls(pool, timeouts.connect)
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
         try:
-            return await self._pool.fetch(sql, *params)
+            return await self._fetch(sql, params)
+        except TimeoutError:
+            raise  # no answer in time: asking again would only double the wait
         except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
             # A pooled connection the server dropped (restart, idle timeout): the pool
             # replaces it; try once more on a fresh one.
-            return await self._pool.fetch(sql, *params)
+            return await self._fetch(sql, params)
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]]:
+        async with self._pool.acquire(timeout=self._acquire_timeout) as connection:
+            return await connection.fetch(sql, *params)
 
     async def close(self) -> None:
         await self._pool.close()
@@ -105,12 +119,14 @@ _DRIVERS = {"aiosqlite": _SqliteDriver, "asyncpg": _AsyncpgDriver}
 
 
 class SessionLookup:
-    def __init__(self, engine: AsyncEngine):
+    def __init__(self, engine: AsyncEngine, *, timeouts: DatabaseTimeouts | None = None):
+        """`timeouts`: by default those the engine was created with."""
         dialect = engine.dialect
         if dialect.driver not in _DRIVERS:
             raise ValueError(f"no session lookup for the {dialect.driver} driver")
         self._url = engine.url
-        self._opener = _DRIVERS[dialect.driver]
+        self._timeouts = timeouts or engine_timeouts(engine)
+        self._opener: type[_Driver] = _DRIVERS[dialect.driver]
         self._opener.check(engine.url)  # refuse at start-up, not on the first request
         statement = (
             select(*SESSION_COLUMNS, *USER_COLUMNS)
@@ -125,7 +141,7 @@ class SessionLookup:
             for column in (*SESSION_COLUMNS, *USER_COLUMNS)
         ]
         self._driver: _Driver | None = None
-        self._opening = asyncio.Lock()
+        self._opening: asyncio.Future[_Driver] | None = None
 
     async def fetch(
         self, session_id: uuid.UUID, user_id: uuid.UUID
@@ -149,15 +165,32 @@ class SessionLookup:
         return state, user
 
     async def _open(self) -> _Driver:
-        async with self._opening:
-            if self._driver is None:
-                self._driver = await self._opener.open(self._url)
-        return self._driver
+        """Open the driver once. Requests arriving while it opens share that one attempt
+        (bounded by the connect timeout) rather than queueing for one attempt each; a
+        failed attempt is forgotten, so the next request tries again."""
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._opener.open(self._url, self._timeouts))
+        opening = self._opening
+        try:
+            driver = await asyncio.shield(opening)
+        except BaseException:
+            if opening.done() and self._opening is opening:
+                self._opening = None
+            raise
+        self._driver = driver
+        return driver
 
     async def close(self) -> None:
-        if self._driver is not None:
-            driver, self._driver = self._driver, None
-            await driver.close()
+        opening, self._opening, self._driver = self._opening, None, None
+        if opening is None:
+            return
+        if not opening.done():
+            opening.cancel()
+        try:
+            driver = await opening
+        except (asyncio.CancelledError, Exception):
+            return  # never opened: nothing to close
+        await driver.close()
 
 
 def _same(value: Any) -> Any:
