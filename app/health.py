@@ -1,8 +1,17 @@
 """Liveness and readiness probes."""
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+import asyncio
+import logging
+from collections.abc import Awaitable
+
+from fastapi import APIRouter, FastAPI, Request
+from limits.aio.storage import Storage
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.core.errors import DATABASE, REDIS, ServiceUnavailable
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["health"])
 
@@ -14,13 +23,56 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="База данных доступна · The database answers",
-    responses={503: {"description": "Not ready"}},
+    summary="База данных и Redis доступны · The database and Redis answer",
+    responses={
+        503: {
+            "description": "Not ready: `detail` names what is unreachable, e.g. "
+            '`{"code": "SERVICE_UNAVAILABLE", "detail": "database unreachable"}`; '
+            "with `Retry-After`"
+        }
+    },
 )
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(request: Request) -> dict[str, str]:
+    """The database answers `SELECT 1`, and Redis a PING when the rate limits use it;
+    each within DB_CONNECT_TIMEOUT_SECONDS, checked at the same time."""
+    timeout = request.app.state.settings.DB_CONNECT_TIMEOUT_SECONDS
+    checks: dict[str, Awaitable[bool]] = {DATABASE: _database_answers(request.app.state.engine)}
+    storage = _redis_storage(request.app)
+    if storage is not None:
+        checks[REDIS] = storage.check()
+    results = await asyncio.gather(
+        *(_within(name, check, timeout) for name, check in checks.items())
+    )
+    down = [name for name, ok in zip(checks, results, strict=True) if not ok]
+    if down:
+        raise ServiceUnavailable(f"{' and '.join(down)} unreachable")
+    return {"status": "ok"}
+
+
+async def _database_answers(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    return True
+
+
+async def _within(name: str, check: Awaitable[bool], seconds: float) -> bool:
     try:
-        async with request.app.state.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except Exception:  # noqa: BLE001 - any failure means not ready
-        return JSONResponse({"code": "NOT_READY", "detail": "database unreachable"}, 503)
-    return JSONResponse({"status": "ok"})
+        if await asyncio.wait_for(check, seconds):
+            return True
+        reason = "no answer"
+    except TimeoutError:
+        reason = f"no answer within {seconds:g} s"
+    except Exception as exc:  # any failure means not ready
+        reason = type(exc).__name__
+    logger.warning("readiness: %s unreachable (%s)", name, reason)
+    return False
+
+
+def _redis_storage(app: FastAPI) -> Storage | None:
+    """The rate limits' Redis storage, when they use one (REDIS_URL set, limits on)."""
+    settings = app.state.settings
+    limits = app.state.auth.limits
+    if not settings.REDIS_URL or not limits.enabled:
+        return None
+    storage: Storage = limits._limiter.storage  # RateLimits has no public accessor yet
+    return storage
