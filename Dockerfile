@@ -22,4 +22,4 @@ EXPOSE 8000
 # Behind a reverse proxy, set the TRUSTED_PROXIES setting to its address so client IPs (rate
 # limits, session list) come from its X-Forwarded-For (app/auth/clientip.py decides, not uvicorn).
 # The --http protocol caps the request line and headers (app/core/bodylimit.py).
-CMD ["sh", "-c", "alembic upgrade head && exec uvicorn app.main:app --host 0.0.0.0 --port 8000 --http app.core.bodylimit:LimitedHttpToolsProtocol --no-proxy-headers"]
+CMD ["sh", "-c", "python -m app check-config && alembic upgrade head && exec uvicorn app.main:app --host 0.0.0.0 --port 8000 --http app.core.bodylimit:LimitedHttpToolsProtocol --no-proxy-headers"]

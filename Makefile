@@ -22,6 +22,7 @@ env: .env
 	$(PYTHON) scripts/write_env.py .env.example .env
 
 migrate: install .env
+	$(BIN)/python -m app check-config
 	$(BIN)/alembic upgrade head
 
 run: migrate

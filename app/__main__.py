@@ -1,257 +1,43 @@
-"""Command line: create an admin, or promote an existing account on request.
+"""Command line of the service: `python -m app COMMAND [options]`.
 
     python -m app create-admin --email E [--name N] [--phone P] [--password P]
     python -m app create-admin --email E --promote
+    python -m app seed --demo [--force]
+    python -m app check-config
 
-Creating asks for the password twice, hidden, when stdin is a terminal; `--password` is
-for scripts and lands in shell history. Without a terminal and without `--password` it
-refuses instead of waiting for input.
+Each command is a module in app/cli (its behaviour is described there); adding one is a
+module with a `COMMAND` and an entry in COMMANDS below. Settings come from the environment
+and `.env`, as for the service; a bad one stops any command with its one-line reason.
 
-An email that already has an account is never taken over silently: emails are not
-verified yet, so anyone can register a likely staff address first. Without `--promote` the
-command refuses and names the account; with `--promote` it shows whose account it is,
-makes it an admin and ends its sessions. The account keeps its own password, so
-`--password` (and `--name`, `--phone`) are refused together with `--promote`.
-
-Exit status: 0 done; 1 refused because of what is in the database; 2 bad input. Nothing
-changes in the database unless the status is 0.
+Exit status: 0 done; 1 refused because of what is in the database (nothing changed), or a
+configuration error; 2 bad input or usage.
 """
 
 import argparse
-import asyncio
-import getpass
 import io
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC
-from typing import TypeVar
 
-from fastapi_users import exceptions
-from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from app.cli import admin, check, seed
+from app.cli.common import Command, CommandError
 
-from app.auth import sessions
-from app.core.config import get_settings
-from app.core.db import create_engine, create_sessionmaker
-from app.core.security import PasswordHasher
-from app.types.enums import UserRole
-from app.users.manager import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, check_password
-from app.users.models import User
-from app.users.schemas import Email, Name, Phone
-
-DEFAULT_NAME = "Администратор"
-REFUSED = 1
-BAD_INPUT = 2
-M = TypeVar("M", bound=BaseModel)
-
-
-class CommandError(Exception):
-    """A one-line reason for stderr and the exit status that goes with it."""
-
-    def __init__(self, reason: str, status: int):
-        super().__init__(reason)
-        self.status = status
-
-
-class AdminCreate(BaseModel):
-    email: Email
-    name: Name
-    phone: Phone | None = None
-
-
-class PromoteTarget(BaseModel):
-    email: Email
-
-
-def validated(model: type[M], **values: object) -> M:
-    try:
-        return model.model_validate(values)
-    except ValidationError as exc:
-        reasons = "; ".join(
-            f"invalid {'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        )
-        raise CommandError(" ".join(reasons.split()), BAD_INPUT) from None
-
-
-def describe(user: User) -> str:
-    """Who the account is, on one line, for the operator to recognise (or not)."""
-    created = user.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    verified = "verified" if user.is_verified else "not verified"
-    active = "active" if user.is_active else "deactivated"
-    # repr() escapes whatever could disguise the name on a terminal (bidi marks and such).
-    return f"name {user.name!r}, created {created}, {verified}, {active}"
-
-
-def already_has_account(user: User) -> CommandError:
-    if user.role == UserRole.ADMIN:
-        reason = (
-            f"{user.email} is already an admin ({describe(user)}); "
-            "nothing changed and its password was not reset"
-        )
-    else:
-        reason = (
-            f"{user.email} already has an account ({describe(user)}); "
-            "to make it an admin, run again with --promote"
-        )
-    return CommandError(reason, REFUSED)
-
-
-@asynccontextmanager
-async def transaction() -> AsyncIterator[AsyncSession]:
-    engine = create_engine(get_settings().DATABASE_URL)
-    try:
-        async with create_sessionmaker(engine)() as db, db.begin():
-            yield db
-    finally:
-        await engine.dispose()
-
-
-async def find_user(db: AsyncSession, email: str) -> User | None:
-    return await db.scalar(select(User).where(User.email == email))
-
-
-async def refuse_if_taken(email: str) -> None:
-    """Checked before asking for a password, so nobody types one for nothing."""
-    async with transaction() as db:
-        user = await find_user(db, email)
-        if user is not None:
-            raise already_has_account(user)
-
-
-async def create(data: AdminCreate, password: str) -> str:
-    hashed = await PasswordHasher().hash(password)
-    try:
-        async with transaction() as db:
-            user = await find_user(db, data.email)  # again: it may have been registered since
-            if user is not None:
-                raise already_has_account(user)
-            db.add(
-                User(
-                    email=data.email,
-                    hashed_password=hashed,
-                    name=data.name,
-                    phone=data.phone,
-                    role=UserRole.ADMIN,
-                    is_verified=True,
-                )
-            )
-    except IntegrityError:  # registered between the check and the insert
-        raise CommandError(
-            f"{data.email} was registered just now; nothing changed, run again to see by whom",
-            REFUSED,
-        ) from None
-    return f"{data.email} created as admin"
-
-
-async def promote(email: str) -> str:
-    async with transaction() as db:
-        user = await find_user(db, email)
-        if user is None:
-            raise CommandError(
-                f"no account has the email {email}, so there is nothing to promote; "
-                "to create an admin, run again without --promote",
-                REFUSED,
-            )
-        account = f"Account: {user.email} ({describe(user)}, role {user.role.value})"
-        if user.role == UserRole.ADMIN:
-            return f"{account}\n{user.email} is already an admin; nothing changed"
-        user.role = UserRole.ADMIN
-        await sessions.revoke_user_sessions(db, user.id)  # a role change ends them
-        result = f"{user.email} promoted to admin; their sessions were ended"
-        if not user.is_active:
-            result += "; the account is deactivated, so they cannot sign in until reactivated"
-        return f"{account}\n{result}"
-
-
-def ask_password(email: str) -> str:
-    """Twice, hidden, from the terminal; never waits on a stdin that is not one."""
-    if not sys.stdin.isatty():
-        raise CommandError(
-            "no password given and stdin is not a terminal to ask for one: "
-            "run it in a terminal, or pass --password",
-            BAD_INPUT,
-        )
-    try:
-        password = getpass.getpass("Password: ")
-        check_password(password, email)  # before asking again
-        if getpass.getpass("Repeat the password: ") != password:
-            raise CommandError("the two passwords differ; nothing changed", BAD_INPUT)
-    except (EOFError, KeyboardInterrupt):  # Ctrl-D or Ctrl-C at a prompt
-        print(file=sys.stderr)  # the cursor is still after the prompt
-        raise CommandError("no password entered; nothing changed", BAD_INPUT) from None
-    return password
-
-
-def create_admin(args: argparse.Namespace) -> str:
-    if args.promote:
-        extra = [
-            flag
-            for flag, value in (
-                ("--password", args.password),
-                ("--name", args.name),
-                ("--phone", args.phone),
-            )
-            if value is not None
-        ]
-        if extra:
-            raise CommandError(
-                f"{', '.join(extra)} cannot be used with --promote: "
-                "the account keeps its own password, name and phone",
-                BAD_INPUT,
-            )
-        target = validated(PromoteTarget, email=args.email)
-        return asyncio.run(promote(target.email))
-
-    name = DEFAULT_NAME if args.name is None else args.name
-    data = validated(AdminCreate, email=args.email, name=name, phone=args.phone)
-    asyncio.run(refuse_if_taken(data.email))
-    if args.password is None:
-        password = ask_password(data.email)
-    else:
-        password = args.password
-        check_password(password, data.email)
-    return asyncio.run(create(data, password))
+COMMANDS: tuple[Command, ...] = (admin.COMMAND, seed.COMMAND, check.COMMAND)
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m app")
-    commands = root.add_subparsers(dest="command", required=True)
-    admin = commands.add_parser(
-        "create-admin",
-        help="create an admin, or promote an existing account with --promote",
+    root = argparse.ArgumentParser(
+        prog="python -m app",
         description=(
-            "Create an admin account, or with --promote make an existing account an admin. "
-            "An email that already has an account is refused unless --promote is given. "
-            "Exit status: 0 done, 1 refused (nothing changed), 2 bad input."
+            "Maintenance commands of the shop service. Settings come from the environment and"
+            " .env. Exit status: 0 done, 1 refused or configuration error, 2 bad input."
         ),
     )
-    admin.add_argument("--email", required=True, help="the admin's email")
-    admin.add_argument(
-        "--password",
-        help=(
-            f"the new admin's password ({PASSWORD_MIN_LENGTH}-{PASSWORD_MAX_LENGTH} characters)."
-            " Better left out: a password given here lands in shell history and is visible"
-            " to other users in the process list; without it, you are asked twice on the"
-            " terminal. Needed when stdin is not a terminal. Not accepted with --promote"
-        ),
+    commands = root.add_subparsers(
+        title="commands", dest="command", required=True, metavar="COMMAND"
     )
-    admin.add_argument(
-        "--name", help=f"the new admin's name (default: {DEFAULT_NAME}); not with --promote"
-    )
-    admin.add_argument("--phone", help="the new admin's phone, optional; not with --promote")
-    admin.add_argument(
-        "--promote",
-        action="store_true",
-        help=(
-            "make the existing account with this email an admin and end its sessions; it"
-            " keeps its own password. Emails are not verified yet, so anyone may have"
-            " registered the address: check the account shown is really theirs"
-        ),
-    )
+    for command in COMMANDS:
+        sub = commands.add_parser(command.name, help=command.help, description=command.description)
+        command.configure(sub)
+        sub.set_defaults(run=command.run)
     return root
 
 
@@ -261,14 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="backslashreplace")
     try:
-        message = create_admin(args)
+        message = args.run(args)
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.status
-    except exceptions.InvalidPasswordException as exc:
-        print(f"error: {exc.reason}", file=sys.stderr)
-        return BAD_INPUT
-    print(message)
+    if message is not None:
+        print(message)
     return 0
 
 
