@@ -58,9 +58,15 @@ def validated(model: type[M], **values: object) -> M:
 
 @asynccontextmanager
 async def transaction() -> AsyncIterator[AsyncSession]:
-    """A session on the configured database, committed when the block ends without an
-    exception and rolled back otherwise. Settings errors exit with their one-line reason."""
-    engine = create_engine(get_settings().DATABASE_URL)
+    """A session on the configured database (with the service's timeouts), committed when
+    the block ends without an exception and rolled back otherwise. Settings errors exit with
+    their one-line reason."""
+    settings = get_settings()
+    engine = create_engine(
+        settings.DATABASE_URL,
+        connect_timeout=settings.DB_CONNECT_TIMEOUT_SECONDS,
+        statement_timeout=settings.DB_STATEMENT_TIMEOUT_SECONDS,
+    )
     try:
         async with create_sessionmaker(engine)() as db, db.begin():
             yield db
