@@ -4,6 +4,7 @@
     python -m app create-admin --email E --promote
     python -m app seed --demo [--force]
     python -m app check-config
+    python -m app errors
 
 Each command is a module in app/cli (its behaviour is described there); adding one is a
 module with a `COMMAND` and an entry in COMMANDS below. Settings come from the environment
@@ -17,10 +18,10 @@ import argparse
 import io
 import sys
 
-from app.cli import admin, check, seed
+from app.cli import admin, check, errors, seed
 from app.cli.common import Command, CommandError
 
-COMMANDS: tuple[Command, ...] = (admin.COMMAND, seed.COMMAND, check.COMMAND)
+COMMANDS: tuple[Command, ...] = (admin.COMMAND, seed.COMMAND, check.COMMAND, errors.COMMAND)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -2,8 +2,13 @@
 
 from fastapi import APIRouter, Depends
 
-from app.auth.deps import require_admin
+from app.auth.deps import ADMIN_ROLE_REQUIRED, require_admin
+from app.core.openapi import error_responses
 from app.users.admin import router as users_admin_router
 
-router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
+router = APIRouter(
+    prefix="/admin",
+    dependencies=[Depends(require_admin)],
+    responses=error_responses("UNAUTHORIZED", ADMIN_ROLE_REQUIRED.code),
+)
 router.include_router(users_admin_router)

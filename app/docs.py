@@ -2,8 +2,9 @@
 
 The JavaScript, CSS and favicon come from the `fastapi-offline` package, which ships current
 Swagger UI 5 and ReDoc 2 builds; only its static files are used, the pages are FastAPI's own.
-Also here: readable summaries and a login form example for the routes fastapi-users builds,
-whose generated summaries read like "Auth:Cookie.Login".
+Also here: the schema those pages show (`install_openapi`): the error catalogue in the
+API description, the errors shared by every route, and what the cookie security scheme
+means for someone on the page.
 """
 
 from pathlib import Path
@@ -17,10 +18,11 @@ from fastapi.openapi.docs import (
     get_swagger_ui_oauth2_redirect_html,
 )
 from fastapi.responses import HTMLResponse
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
-from app.users.schemas import UserCreate
+from app.core.errors import CATALOGUE
+from app.core.openapi import describe_shared_errors
 
 ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
 ASSETS_URL = "/static/docs"
@@ -50,79 +52,55 @@ def same_origin_only(response: HTMLResponse) -> HTMLResponse:
     return response
 
 
-# The registration example's credentials: QA can Execute register, then login, as shown.
-_registration = UserCreate.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
-LOGIN_FORM_EXAMPLE = {"username": _registration["email"], "password": _registration["password"]}
-
-# (method, path) → what the operation shows, for routes whose decorator is not ours.
-OPERATION_DOCS: dict[tuple[str, str], dict[str, Any]] = {
-    ("POST", "/auth/register"): {
-        "summary": "Регистрация · Register",
-        "description": "Creates a customer account. Then log in with `POST /auth/login`.",
-    },
-    ("POST", "/auth/login"): {
-        "summary": "Вход · Log in",
-        "description": (
-            "Form fields: `username` is the email, `password`. On success (204, empty body) "
-            "the HttpOnly session cookie is set, and every later request from this page "
-            "is signed in."
-        ),
-        "openapi_extra": {
-            "requestBody": {
-                "content": {
-                    "application/x-www-form-urlencoded": {
-                        "example": LOGIN_FORM_EXAMPLE,
-                        # OpenAPI 3.1 allows keywords beside the generated `$ref`: these narrow
-                        # the six OAuth2 form fields to the two that matter, with examples, and
-                        # Swagger UI's "Try it out" shows just these two, filled in.
-                        "schema": {
-                            "required": ["username", "password"],
-                            "properties": {
-                                "username": {
-                                    "type": "string",
-                                    "format": "email",
-                                    "examples": [LOGIN_FORM_EXAMPLE["username"]],
-                                },
-                                "password": {
-                                    "type": "string",
-                                    "format": "password",
-                                    "examples": [LOGIN_FORM_EXAMPLE["password"]],
-                                },
-                            },
-                        },
-                    }
-                }
-            }
-        },
-    },
-    ("POST", "/auth/logout"): {
-        "summary": "Выход · Log out",
-        "description": "Ends this session and clears the cookie.",
-    },
-}
+SECURITY_SCHEME_DESCRIPTION = (
+    "Кнопка Authorize не нужна: выполните `POST /auth/login` на этой странице, и браузер "
+    "сам сохранит HttpOnly-cookie сеанса и будет отправлять её со всеми запросами. "
+    "Вставить cookie сюда нельзя: браузер не позволяет странице задавать заголовок Cookie. "
+    "· You don't need the Authorize button: run `POST /auth/login` on this page and the "
+    "browser keeps the HttpOnly session cookie and sends it with every request. Pasting a "
+    "token here does nothing: browsers don't let a page set the Cookie header. From a "
+    "terminal: `curl -c jar -b jar` (see the README's QA section)."
+)
 
 
-def describe_operations(app: FastAPI) -> None:
-    """Apply OPERATION_DOCS to the app's routes (the fastapi-users routers are built once at
-    import, so this sets the same values again for every app). Call it before the first
-    `app.openapi()`: FastAPI caches the schema and the included routes' copies of these."""
-    routes: dict[tuple[str, str], APIRoute] = {}
-    for context in iter_route_contexts(app.routes):
-        route = context.original_route
-        if isinstance(route, APIRoute):
-            for method in route.methods:
-                routes[(method, context.path)] = route
-    for key, attributes in OPERATION_DOCS.items():
-        if key not in routes:
-            raise RuntimeError(f"OPERATION_DOCS names a missing operation: {key}")
-        for name, value in attributes.items():
-            setattr(routes[key], name, value)
+def error_catalogue_markdown() -> str:
+    """Every stable error code, its status and meaning: generated from the catalogue."""
+    rows = [
+        f"| `{spec.code}` | {spec.status} | {spec.ru} | {spec.en} |"
+        for spec in sorted(CATALOGUE.values(), key=lambda s: (s.status, s.code))
+    ]
+    return "\n".join(
+        ["| Код · Code | HTTP | Значение | Meaning |", "|---|---|---|---|", *rows]
+    )
+
+
+def install_openapi(app: FastAPI) -> None:
+    """The schema the app serves: shared errors declared on every operation they apply
+    to, the error catalogue in the description, and a security scheme that says how
+    signing in really works."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=f"{app.description}\n\n## Коды ошибок · Error codes\n\n"
+                f"{error_catalogue_markdown()}",
+                routes=app.routes,
+                tags=app.openapi_tags,
+            )
+            for scheme in schema.get("components", {}).get("securitySchemes", {}).values():
+                scheme["description"] = SECURITY_SCHEME_DESCRIPTION
+            app.openapi_schema = describe_shared_errors(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def install_docs(app: FastAPI) -> None:
     """Serve /docs, /docs/oauth2-redirect and /redoc with local assets.
     The app must be built with `docs_url=None, redoc_url=None`."""
-    describe_operations(app)
+    install_openapi(app)
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS_DIR), name="docs-assets")
 
     def prefix(request: Request) -> str:

@@ -9,14 +9,20 @@ from limits.aio.storage import Storage
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.core.errors import DATABASE, REDIS, ServiceUnavailable
+from app.core.errors import ServiceUnavailable
+from app.core.openapi import error_responses
+from app.core.unavailable import DATABASE, REDIS
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Процесс работает · The process is up")
+@router.get(
+    "/healthz",
+    summary="Процесс работает · The process is up",
+    description="Процесс запущен; базу не проверяет · The process is up; checks nothing else.",
+)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -24,13 +30,13 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="База данных и Redis доступны · The database and Redis answer",
-    responses={
-        503: {
-            "description": "Not ready: `detail` names what is unreachable, e.g. "
-            '`{"code": "SERVICE_UNAVAILABLE", "detail": "database unreachable"}`; '
-            "with `Retry-After`"
-        }
-    },
+    description=(
+        "Готов ли сервис принимать запросы: база данных отвечает, и Redis, если лимиты "
+        "хранятся в нём. При отказе `detail` называет, что недоступно, например "
+        "`database unreachable`. Ready to serve: the database answers, and Redis when the "
+        "rate limits use it; on 503, `detail` names what is unreachable."
+    ),
+    responses=error_responses("SERVICE_UNAVAILABLE"),
 )
 async def readyz(request: Request) -> dict[str, str]:
     """The database answers `SELECT 1`, and Redis a PING when the rate limits use it;

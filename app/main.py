@@ -10,7 +10,7 @@ from app import admin, health
 from app.auth.csrf import CrossOriginProtectionMiddleware
 from app.auth.renewal import SessionRenewalMiddleware
 from app.auth.router import router as auth_router
-from app.auth.router import sessions_router
+from app.auth.sessions_router import router as sessions_router
 from app.auth.services import AuthComponents
 from app.core.bodylimit import BodyLimitMiddleware
 from app.core.config import Settings, get_settings
@@ -30,7 +30,12 @@ OPENAPI_TAGS = [
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    engine = create_engine(settings.DATABASE_URL, echo=settings.DB_ECHO)
+    engine = create_engine(
+        settings.DATABASE_URL,
+        echo=settings.DB_ECHO,
+        connect_timeout=settings.DB_CONNECT_TIMEOUT_SECONDS,
+        statement_timeout=settings.DB_STATEMENT_TIMEOUT_SECONDS,
+    )
     auth = AuthComponents.build(settings, engine)
 
     @asynccontextmanager

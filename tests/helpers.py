@@ -1,5 +1,6 @@
 """Small request helpers shared by tests."""
 
+import asyncio
 import itertools
 from typing import Any
 
@@ -58,3 +59,11 @@ async def make_admin(app: Any, email: str) -> None:
     """Give a user the admin role directly in the database (as `create-admin --promote` would)."""
     async with app.state.sessionmaker() as db, db.begin():
         await db.execute(update(User).where(User.email == email).values(role=UserRole.ADMIN))
+
+
+async def aiosqlite_threads_settle(url: str) -> None:
+    """aiosqlite stops the worker thread of a connection that failed to open without waiting
+    for it (omnilib/aiosqlite#241): give it a moment to finish while the test's event loop
+    is still open, or it reports "Event loop is closed" from its thread."""
+    if url.startswith("sqlite"):
+        await asyncio.sleep(0.1)

@@ -6,15 +6,20 @@ Unsafe methods are refused with 403 when the browser says the request is cross-s
 when `Origin` is present and is neither this host nor one of TRUSTED_ORIGINS.
 """
 
-import json
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.core.errors import define_error, send_error
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-CSRF_ERROR = json.dumps(
-    {"code": "CSRF_CROSS_ORIGIN", "detail": "Cross-origin request refused"}
-).encode()
+CSRF_CROSS_ORIGIN = define_error(
+    "CSRF_CROSS_ORIGIN",
+    403,
+    "Запрос с другого сайта отклонён: войдите и повторите действие на сайте магазина.",
+    "A request from another site was refused: repeat it on the shop's own site.",
+    detail="Cross-origin request refused",
+)
 
 
 class CrossOriginProtectionMiddleware:
@@ -28,17 +33,7 @@ class CrossOriginProtectionMiddleware:
             and scope["method"] not in SAFE_METHODS
             and not self._allowed(dict(scope["headers"]))
         ):
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 403,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(CSRF_ERROR)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": CSRF_ERROR})
+            await send_error(scope, send, CSRF_CROSS_ORIGIN.code, CSRF_CROSS_ORIGIN.detail, 403)
             return
         await self.app(scope, receive, send)
 

@@ -7,6 +7,7 @@ from fastapi import Depends, HTTPException, status
 from fastapi_users import FastAPIUsers
 
 from app.auth.strategy import auth_backend
+from app.core.errors import define_error
 from app.types.enums import UserRole
 from app.users.manager import UserManager, get_user_manager
 from app.users.models import User
@@ -19,10 +20,19 @@ CurrentUser = Annotated[User, Depends(current_user)]
 UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
 
 
+ADMIN_ROLE_REQUIRED = define_error(
+    "ADMIN_ROLE_REQUIRED",
+    403,
+    "Раздел только для администраторов.",
+    "This section is for administrators only.",
+    detail="ADMIN_ROLE_REQUIRED",
+)
+
+
 async def require_admin(user: CurrentUser) -> User:
     """Anonymous → 401 (from current_user); signed in without the admin role → 403."""
     if user.role != UserRole.ADMIN:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="ADMIN_ROLE_REQUIRED")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=ADMIN_ROLE_REQUIRED.code)
     return user
 
 

@@ -10,6 +10,8 @@ import math
 import time
 import uuid
 
+from coredis.exceptions import ConnectionError as RedisConnectionError
+from coredis.retry import ConstantRetryPolicy
 from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -21,8 +23,20 @@ from app.core.errors import RateLimited
 class RateLimits:
     def __init__(self, settings: Settings):
         self.enabled = settings.RATE_LIMIT_ENABLED
-        uri = f"async+{settings.REDIS_URL}" if settings.REDIS_URL else "async+memory://"
-        self._limiter = MovingWindowRateLimiter(storage_from_string(uri))
+        if settings.REDIS_URL:
+            # A Redis that never answers fails the request (503) within the timeout, not
+            # after coredis's default retries (5 × the timeout); a dropped connection is
+            # retried once, at once.
+            timeout = settings.DB_CONNECT_TIMEOUT_SECONDS
+            storage = storage_from_string(
+                f"async+{settings.REDIS_URL}",
+                connect_timeout=timeout,
+                stream_timeout=timeout,
+                retry_policy=ConstantRetryPolicy((RedisConnectionError,), retries=2, delay=0),
+            )
+        else:
+            storage = storage_from_string("async+memory://")
+        self._limiter = MovingWindowRateLimiter(storage)
         self.login_account = _namespaced(settings.RATE_LIMIT_LOGIN_ACCOUNT, "login-account")
         self.login_ip = _namespaced(settings.RATE_LIMIT_LOGIN_IP, "login-ip")
         self.register_ip = _namespaced(settings.RATE_LIMIT_REGISTER_IP, "register-ip")

@@ -22,7 +22,7 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from app.core.errors import error_body
+from app.core.errors import error_body, send_error
 
 AUTH_PATH_PREFIX = "/auth/"
 AUTH_MAX_BODY_BYTES = 16 * 1024  # register and login are a few hundred bytes
@@ -35,27 +35,15 @@ CLOSE = (b"connection", b"close")
 
 
 class _Refusal:
-    """The 413 for one limit, built once."""
+    """The 413 for one limit."""
 
     def __init__(self, limit: int):
         self.limit = limit
-        body = json.dumps(
-            error_body("PAYLOAD_TOO_LARGE", f"Request body is larger than {limit} bytes")
-        ).encode()
-        self.start: Message = {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                CLOSE,  # rather than read the rest of the body to keep the connection
-            ],
-        }
-        self.body: Message = {"type": "http.response.body", "body": body}
+        self.detail = f"Request body is larger than {limit} bytes"
 
-    async def send(self, send: Send) -> None:
-        await send(self.start)
-        await send(self.body)
+    async def send(self, scope: Scope, send: Send) -> None:
+        # Connection: close rather than read the rest of the body to keep the connection.
+        await send_error(scope, send, "PAYLOAD_TOO_LARGE", self.detail, 413, (CLOSE,))
 
 
 class _BodyTooLarge(Exception):
@@ -84,7 +72,7 @@ class BodyLimitMiddleware:
                 if not value.isdigit():
                     break  # the server refuses such a request; count the body if it did not
                 if len(value) > 18 or int(value) > refusal.limit:
-                    await refusal.send(send)
+                    await refusal.send(scope, send)
                     return
                 # The server delivers no more than the declared length: nothing to count.
                 await self.app(scope, receive, send)
@@ -138,7 +126,7 @@ class BodyLimitMiddleware:
             if not refused:
                 raise
         if refused and not started:
-            await refusal.send(send)
+            await refusal.send(scope, send)
 
 
 def _head_refusal() -> bytes:

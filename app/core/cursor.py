@@ -24,6 +24,7 @@ CURSOR_MAX_LENGTH = 200
 class InvalidCursor(DomainError):
     code = "INVALID_CURSOR"
     message = "The cursor is not one this API returned"
+    message_ru = "Недействительный курсор: передайте next_cursor из предыдущего ответа как есть."
 
 
 def _in_utc(value: datetime) -> datetime:

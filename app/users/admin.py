@@ -3,27 +3,67 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query
+from fastapi import Path as PathParam
+from pydantic import AfterValidator
 
 from app.auth.deps import AdminUser
 from app.core.cursor import CURSOR_MAX_LENGTH
 from app.core.db import SessionDep
+from app.core.openapi import error_responses
 from app.types.enums import UserRole
 from app.users import service
-from app.users.schemas import PRINTABLE, AdminUserUpdate, UserPage, UserRead
+from app.users.schemas import (
+    ADMIN_UPDATE_EXAMPLES,
+    AdminUserUpdate,
+    UserPage,
+    UserRead,
+    printable,
+)
 
 router = APIRouter(prefix="/users", tags=["admin: users"])
 
+def _printable_or_none(value: str | None) -> str | None:
+    return None if value is None else printable(value)
 
-@router.get("", response_model=UserPage, summary="Список пользователей · List users")
+
+UserId = Annotated[uuid.UUID, PathParam(description="Идентификатор пользователя · User id")]
+
+
+@router.get(
+    "",
+    response_model=UserPage,
+    summary="Список пользователей · List users",
+    description=(
+        "Сначала новые, по `limit` на странице. Следующая страница — с `cursor` из "
+        "`next_cursor` предыдущего ответа; `null` значит, что страниц больше нет. "
+        "Newest first, `limit` per page; pass the previous page's `next_cursor` as `cursor`."
+    ),
+    responses=error_responses("INVALID_CURSOR"),
+)
 async def list_users(
     db: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=CURSOR_MAX_LENGTH)] = None,
-    role: UserRole | None = None,
+    limit: Annotated[
+        int, Query(ge=1, le=100, description="Сколько на странице · Page size (1–100)")
+    ] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=CURSOR_MAX_LENGTH,
+            description="`next_cursor` предыдущей страницы · The previous page's `next_cursor`",
+        ),
+    ] = None,
+    role: Annotated[UserRole | None, Query(description="Только с этой ролью · Only this role")] = None,
     q: Annotated[
         str | None,
-        Query(max_length=100, pattern=PRINTABLE, description="Search in email, name and phone"),
+        Query(
+            max_length=100,
+            description=(
+                "Поиск по email, имени и телефону · Search in email, name and phone "
+                "(case-insensitive; on SQLite for Latin letters only)"
+            ),
+        ),
+        AfterValidator(_printable_or_none),
     ] = None,
 ) -> UserPage:
     users, next_cursor = await service.list_users(
@@ -32,8 +72,14 @@ async def list_users(
     return UserPage(items=[UserRead.model_validate(u) for u in users], next_cursor=next_cursor)
 
 
-@router.get("/{user_id}", response_model=UserRead, summary="Пользователь · One user")
-async def get_user(user_id: uuid.UUID, db: SessionDep) -> UserRead:
+@router.get(
+    "/{user_id}",
+    response_model=UserRead,
+    summary="Пользователь · One user",
+    description="Один пользователь по идентификатору · One user by id.",
+    responses=error_responses("USER_NOT_FOUND"),
+)
+async def get_user(user_id: UserId, db: SessionDep) -> UserRead:
     return UserRead.model_validate(await service.get_user(db, user_id))
 
 
@@ -41,9 +87,17 @@ async def get_user(user_id: uuid.UUID, db: SessionDep) -> UserRead:
     "/{user_id}",
     response_model=UserRead,
     summary="Роль и активность пользователя · Change a user's role or activity",
-    description="Either change ends all of the user's sessions.",
+    description=(
+        "Меняет роль и/или активность; любое изменение завершает все сеансы пользователя. "
+        "Свою роль и активность менять нельзя. Either change ends all of the user's "
+        "sessions; not on yourself."
+    ),
+    responses=error_responses("USER_NOT_FOUND", "ADMIN_CANNOT_CHANGE_OWN_ACCESS"),
 )
 async def update_user(
-    user_id: uuid.UUID, update: AdminUserUpdate, admin: AdminUser, db: SessionDep
+    user_id: UserId,
+    update: Annotated[AdminUserUpdate, Body(openapi_examples=ADMIN_UPDATE_EXAMPLES)],
+    admin: AdminUser,
+    db: SessionDep,
 ) -> UserRead:
     return UserRead.model_validate(await service.admin_update_user(db, admin, user_id, update))

@@ -19,16 +19,25 @@ from app.users.schemas import AdminUserUpdate, UserUpdate
 class CurrentPasswordRequired(DomainError):
     code = "CURRENT_PASSWORD_REQUIRED"
     message = "Changing the email or the password needs current_password"
+    message_ru = "Чтобы сменить email или пароль, введите текущий пароль."
 
 
 class CurrentPasswordInvalid(DomainError):
     code = "CURRENT_PASSWORD_INVALID"
     message = "current_password is wrong"
+    message_ru = "Текущий пароль введён неверно."
+
+
+class UserNotFound(NotFound):
+    code = "USER_NOT_FOUND"
+    message = "No such user"
+    message_ru = "Такого пользователя нет."
 
 
 class CannotChangeOwnAccess(DomainError):
     code = "ADMIN_CANNOT_CHANGE_OWN_ACCESS"
     message = "An admin cannot change their own role or deactivate themselves"
+    message_ru = "Нельзя менять свою роль или отключать свой аккаунт: попросите другого администратора."
 
 
 async def update_me(
@@ -104,7 +113,7 @@ async def list_users(
 async def get_user(db: AsyncSession, user_id: uuid.UUID) -> User:
     user = await db.get(User, user_id)
     if user is None:
-        raise NotFound("No such user")
+        raise UserNotFound()
     return user
 
 

@@ -4,6 +4,7 @@ import jwt
 import pytest
 
 from app.auth.cookie import COOKIE_NAME
+from app.core.errors import CATALOGUE
 from app.core.security import SESSION_AUDIENCE
 from tests.conftest import TEST_SECRET, client_for
 from tests.helpers import PASSWORD, login, register, session_cookie
@@ -65,7 +66,9 @@ async def test_wrong_credentials_are_400(client, which):
     form["username" if which == "email" else "password"] = "nobody@example.com" if which == "email" else "wrong password"
     response = await client.post("/auth/login", data=form)
     assert response.status_code == 400
-    assert response.json() == {"code": "LOGIN_BAD_CREDENTIALS", "detail": "LOGIN_BAD_CREDENTIALS"}
+    body = response.json()
+    assert (body["code"], body["detail"]) == ("LOGIN_BAD_CREDENTIALS", "LOGIN_BAD_CREDENTIALS")
+    assert body["message"] == CATALOGUE["LOGIN_BAD_CREDENTIALS"].ru
     assert session_cookie(response) is None
 
 

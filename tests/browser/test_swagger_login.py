@@ -16,7 +16,7 @@ from playwright.async_api import Browser, BrowserContext, Locator, Page, Request
 from playwright.async_api import async_playwright, expect
 
 from app.auth.cookie import COOKIE_NAME
-from app.docs import LOGIN_FORM_EXAMPLE
+from app.auth.router import LOGIN_EXAMPLE as LOGIN_FORM_EXAMPLE
 from tests.conftest import LiveServer
 from tests.helpers import PASSWORD, register
 

@@ -22,7 +22,6 @@ import pytest
 
 from app.core.bodylimit import AUTH_MAX_BODY_BYTES, MAX_HEADER_BYTES
 from app.core.config import Settings
-from app.main import close_app, create_app
 from tests.conftest import ROOT, TEST_SECRET
 from tests.helpers import login, new_user_data, register
 
@@ -107,6 +106,7 @@ def assert_payload_too_large(answer: Answer, limit: int) -> None:
     assert answer.json() == {
         "code": "PAYLOAD_TOO_LARGE",
         "detail": f"Request body is larger than {limit} bytes",
+        "message": "Слишком большой запрос.",
     }
 
 
@@ -135,13 +135,10 @@ async def test_other_routes_allow_up_to_max_body_bytes(app, settings):
     assert answer.pulled == 0
 
 
-async def test_the_limit_follows_the_max_body_bytes_setting(make_settings):
-    app = create_app(make_settings(MAX_BODY_BYTES=1000))
-    try:
-        refused = await call(app, "POST", "/auth/register", declared(1001))
-        allowed = await call(app, "POST", "/auth/register", declared(1000), iter([b"{}"]))
-    finally:
-        await close_app(app)
+async def test_the_limit_follows_the_max_body_bytes_setting(make_app):
+    app = make_app(MAX_BODY_BYTES=1000)
+    refused = await call(app, "POST", "/auth/register", declared(1001))
+    allowed = await call(app, "POST", "/auth/register", declared(1000), iter([b"{}"]))
     assert_payload_too_large(refused, 1000)
     assert refused.pulled == 0
     assert allowed.status == 422  # read and validated: {} is not a user

@@ -60,7 +60,11 @@ async def test_unexpected_errors_are_a_json_500_without_details(make_app):
     async with httpx.AsyncClient(transport=transport, base_url="https://shop.test") as client:
         response = await client.get("/boom")
     assert response.status_code == 500
-    assert response.json() == {"code": "INTERNAL_ERROR", "detail": "Internal server error"}
+    assert response.json() == {
+        "code": "INTERNAL_ERROR",
+        "detail": "Internal server error",
+        "message": "Внутренняя ошибка сервера. Мы уже разбираемся.",
+    }
     assert "secret internals" not in response.text
 
 

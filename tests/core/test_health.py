@@ -1,35 +1,23 @@
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 
-from app.main import close_app, create_app
+from app.core.errors import CATALOGUE
 from tests.conftest import client_for
-from tests.core import test_unavailable
-from tests.core.test_unavailable import aiosqlite_threads_settle
+from tests.helpers import aiosqlite_threads_settle
 
 PROMPTLY = 2.0  # seconds
-silent_port = test_unavailable.silent_port  # fixtures
-refused_port = test_unavailable.refused_port
 
 
 @pytest.fixture
-async def make_app(make_settings: Callable[..., Any]) -> AsyncIterator[Callable[..., FastAPI]]:
-    apps: list[FastAPI] = []
-
-    def make(**overrides: Any) -> FastAPI:
-        apps.append(create_app(make_settings(DB_CONNECT_TIMEOUT_SECONDS=0.5, **overrides)))
-        return apps[-1]
-
-    try:
-        yield make
-    finally:
-        for application in apps:
-            await close_app(application)
+def make_app(make_app: Callable[..., FastAPI]) -> Callable[..., FastAPI]:
+    """Apps with a small connect timeout (closed by the conftest fixture)."""
+    return lambda **overrides: make_app(**{"DB_CONNECT_TIMEOUT_SECONDS": 0.5, **overrides})
 
 
 async def readyz(application: FastAPI) -> tuple[int, dict[str, Any], str | None, float]:
@@ -45,7 +33,8 @@ async def readyz(application: FastAPI) -> tuple[int, dict[str, Any], str | None,
 def assert_not_ready(result: tuple[int, dict[str, Any], str | None, float], what: str) -> None:
     status, body, retry_after, elapsed = result
     assert status == 503
-    assert body == {"code": "SERVICE_UNAVAILABLE", "detail": f"{what} unreachable"}
+    assert (body["code"], body["detail"]) == ("SERVICE_UNAVAILABLE", f"{what} unreachable")
+    assert body["message"] == CATALOGUE["SERVICE_UNAVAILABLE"].ru
     assert retry_after is not None and int(retry_after) > 0
     assert elapsed < PROMPTLY, f"answered after {elapsed:.2f} s"
 

@@ -3,11 +3,10 @@ a 500 (security probe, item 7); SQL parameters never in the logs (item 11)."""
 
 import asyncio
 import logging
-import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -20,16 +19,13 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-import app.main
 from app.auth.cookie import COOKIE_NAME
 from app.core.clock import utcnow
-from app.core.config import Settings
-from app.core.db import SessionDep, create_engine
-from app.core.errors import unavailable_service
+from app.core.db import SessionDep
 from app.core.security import SessionClaims
-from app.main import close_app, create_app
+from app.core.unavailable import unavailable_service
 from tests.conftest import client_for
-from tests.helpers import signed_in
+from tests.helpers import aiosqlite_threads_settle, signed_in
 
 TIMEOUT = 0.5  # DB_CONNECT_TIMEOUT_SECONDS and DB_STATEMENT_TIMEOUT_SECONDS in these tests
 PROMPTLY = 2.0  # seconds: an answer later than this is a hang
@@ -40,58 +36,9 @@ SMALL_TIMEOUTS = {"DB_CONNECT_TIMEOUT_SECONDS": TIMEOUT, "DB_STATEMENT_TIMEOUT_S
 
 
 @pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port that accepts TCP connections (the kernel completes them) and never answers."""
-    sock = socket.socket()
-    try:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(128)
-        yield sock.getsockname()[1]
-    finally:
-        sock.close()
-
-
-@pytest.fixture
-def refused_port() -> Iterator[int]:
-    """A port bound but not listening (so no one else takes it): connections are refused."""
-    sock = socket.socket()
-    try:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
-    finally:
-        sock.close()
-
-
-@pytest.fixture
-async def make_app(
-    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Callable[..., FastAPI]]:
-    """Apps with small timeouts, all closed after the test.
-
-    The engine gets the settings' timeouts the way app/main.py is to pass them; once it
-    does, this wrapper changes nothing (the arguments main.py passes win).
-    """
-    apps: list[FastAPI] = []
-
-    def make(**overrides: Any) -> FastAPI:
-        settings = make_settings(**{**SMALL_TIMEOUTS, **overrides})
-
-        def engine_with_timeouts(url: str, **kwargs: Any) -> Any:
-            kwargs.setdefault("connect_timeout", settings.DB_CONNECT_TIMEOUT_SECONDS)
-            kwargs.setdefault("statement_timeout", settings.DB_STATEMENT_TIMEOUT_SECONDS)
-            return create_engine(url, **kwargs)
-
-        with monkeypatch.context() as patch:
-            patch.setattr(app.main, "create_engine", engine_with_timeouts)
-            application = create_app(settings)
-        apps.append(application)
-        return application
-
-    try:
-        yield make
-    finally:
-        for application in apps:
-            await close_app(application)
+def make_app(make_app: Callable[..., FastAPI]) -> Callable[..., FastAPI]:
+    """Apps with small timeouts (closed by the conftest fixture)."""
+    return lambda **overrides: make_app(**{**SMALL_TIMEOUTS, **overrides})
 
 
 def session_cookie_for(application: FastAPI) -> str:
@@ -120,14 +67,6 @@ def assert_unavailable(response: httpx.Response, elapsed: float) -> None:
     assert isinstance(body["detail"], str)
     assert int(response.headers["retry-after"]) > 0
     assert elapsed < PROMPTLY, f"answered after {elapsed:.2f} s"
-
-
-async def aiosqlite_threads_settle(url: str) -> None:
-    """aiosqlite stops the worker thread of a connection that failed to open without waiting
-    for it (omnilib/aiosqlite#241): give it a moment to finish while the test's event loop
-    is still open, or it reports "Event loop is closed" from its thread."""
-    if url.startswith("sqlite"):
-        await asyncio.sleep(0.1)
 
 
 def decoded_session(application: FastAPI, client: httpx.AsyncClient) -> SessionClaims:
@@ -271,11 +210,6 @@ async def test_redis_refusing_connections_is_a_503(make_app, refused_port, path)
     assert_unavailable(response, elapsed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="hangs until app/auth/ratelimit.py gives the Redis client connect/stream timeouts",
-)
 async def test_redis_not_answering_is_a_prompt_503_on_login(make_app, silent_port):
     application = make_app(REDIS_URL=f"redis://127.0.0.1:{silent_port}")
     async with client_for(application) as client:
