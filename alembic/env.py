@@ -3,9 +3,9 @@
 import asyncio
 import logging.config
 
-from alembic import context
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 
+from alembic import context
 from app.core.config import load_database_settings
 from app.core.db import Base, create_engine
 from app.models import load_all_models
@@ -39,11 +39,24 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_engine(_url())
-    async with engine.connect() as connection:
-        await connection.run_sync(_run)
-        await connection.commit()
-    await engine.dispose()
+    url = _url()
+    # Migrations may build indexes for minutes: no statement timeout; connecting is bounded.
+    connect_timeout = load_database_settings().DB_CONNECT_TIMEOUT_SECONDS
+    engine = create_engine(url, connect_timeout=connect_timeout, statement_timeout=None)
+    connected = False
+    try:
+        async with engine.connect() as connection:
+            connected = True
+            await connection.run_sync(_run)
+            await connection.commit()
+    except Exception as exc:
+        if connected:  # a migration failed: its traceback is what to read
+            raise
+        where = make_url(url).render_as_string(hide_password=True)
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split()) or type(exc).__name__
+        raise SystemExit(f"Database error: cannot connect to {where}: {reason}") from None
+    finally:
+        await engine.dispose()
 
 
 def run_migrations_online() -> None:

@@ -17,8 +17,8 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import HTMLResponse
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.core.errors import CATALOGUE
@@ -69,9 +69,7 @@ def error_catalogue_markdown() -> str:
         f"| `{spec.code}` | {spec.status} | {spec.ru} | {spec.en} |"
         for spec in sorted(CATALOGUE.values(), key=lambda s: (s.status, s.code))
     ]
-    return "\n".join(
-        ["| Код · Code | HTTP | Значение | Meaning |", "|---|---|---|---|", *rows]
-    )
+    return "\n".join(["| Код · Code | HTTP | Значение | Meaning |", "|---|---|---|---|", *rows])
 
 
 def install_openapi(app: FastAPI) -> None:

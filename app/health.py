@@ -80,5 +80,5 @@ def _redis_storage(app: FastAPI) -> Storage | None:
     limits = app.state.auth.limits
     if not settings.REDIS_URL or not limits.enabled:
         return None
-    storage: Storage = limits._limiter.storage  # RateLimits has no public accessor yet
+    storage: Storage = limits.storage
     return storage

@@ -10,8 +10,8 @@ from app import admin, health
 from app.auth.csrf import CrossOriginProtectionMiddleware
 from app.auth.renewal import SessionRenewalMiddleware
 from app.auth.router import router as auth_router
-from app.auth.sessions_router import router as sessions_router
 from app.auth.services import AuthComponents
+from app.auth.sessions_router import router as sessions_router
 from app.core.bodylimit import BodyLimitMiddleware
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker

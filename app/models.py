@@ -2,5 +2,5 @@
 
 
 def load_all_models() -> None:
-    import app.auth.models  # noqa: F401, PLC0415
+    import app.auth.models  # noqa: PLC0415
     import app.users.models  # noqa: F401, PLC0415

@@ -28,7 +28,7 @@ from pathlib import Path
 from bench import report
 from bench.server import BenchError, Server, login_cookie, migrate, register, server_env
 from bench.storm import LoginStorm
-from bench.wrk import INSTALL_HINT, WrkResult, run_wrk, wrk_path, write_script
+from bench.wrk import INSTALL_HINT, WrkResult, run_wrk, write_script, wrk_path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 PASSWORD = "bench-password-123"
@@ -47,14 +47,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (1)")
     p.add_argument("--storm-clients", type=int, default=4, help="login clients (4)")
-    p.add_argument("--password-hash-threads", type=int, default=1,
-                   help="the server's PASSWORD_HASH_THREADS (1, the default setting)")
-    p.add_argument("--pin", action="store_true",
-                   help="pin the server to one half of the cores and wrk and the login "
-                   "clients to the other (default: no pinning)")
-    p.add_argument("--keep-server", action="store_true",
-                   help="print the server's PID and wait for Enter before measuring "
-                   "(e.g. to attach py-spy)")
+    p.add_argument(
+        "--password-hash-threads",
+        type=int,
+        default=1,
+        help="the server's PASSWORD_HASH_THREADS (1, the default setting)",
+    )
+    p.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the server to one half of the cores and wrk and the login "
+        "clients to the other (default: no pinning)",
+    )
+    p.add_argument(
+        "--keep-server",
+        action="store_true",
+        help="print the server's PID and wait for Enter before measuring (e.g. to attach py-spy)",
+    )
     args = p.parse_args(argv)
     if not (1 <= args.rounds <= 20 and 1 <= args.duration <= 60):
         p.error("--rounds must be 1..20 and --duration 1..60")
@@ -74,8 +83,10 @@ def cpu_split(pin: bool) -> tuple[str | None, str | None, str]:
 
 
 def show(label: str, m: dict[str, float]) -> None:
-    line = (f"  {label:<24} {m['rps']:>8.0f} req/s   p50 {m['p50_ms']:6.2f} ms   "
-            f"p99 {m['p99_ms']:7.2f} ms   server CPU {m['server_cores']:.2f} cores")
+    line = (
+        f"  {label:<24} {m['rps']:>8.0f} req/s   p50 {m['p50_ms']:6.2f} ms   "
+        f"p99 {m['p99_ms']:7.2f} ms   server CPU {m['server_cores']:.2f} cores"
+    )
     if "cpu_us_per_request" in m:
         line += f", {m['cpu_us_per_request']:.0f} us/request"
     if "logins_per_s" in m:
@@ -115,27 +126,43 @@ def run(args: argparse.Namespace) -> int:
             rounds = measure(args, server, script, load_cpus)
         except BaseException:
             if server.proc.poll() is not None:
-                print(f"The server exited with {server.proc.returncode}:\n{server.log_tail()}",
-                      file=sys.stderr)
+                print(
+                    f"The server exited with {server.proc.returncode}:\n{server.log_tail()}",
+                    file=sys.stderr,
+                )
             raise
         finally:
             server.stop()
 
     cfg = {
-        "rounds": args.rounds, "duration": args.duration, "connections": args.connections,
-        "wrk_threads": args.wrk_threads, "storm_clients": args.storm_clients,
-        "password_hash_threads": args.password_hash_threads, "pinning": pinning,
+        "rounds": args.rounds,
+        "duration": args.duration,
+        "connections": args.connections,
+        "wrk_threads": args.wrk_threads,
+        "storm_clients": args.storm_clients,
+        "password_hash_threads": args.password_hash_threads,
+        "pinning": pinning,
         "background_load_before": None if background is None else round(background, 3),
     }
     summary = report.summarize(rounds)
     ok = report.verdicts(summary)
     md = report.markdown(summary, ok, m, cfg)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": m, "config": cfg, "summary": summary, "targets_met": ok,
-        "rounds": rounds, "markdown": md,
-    }, indent=2) + "\n")
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "when": datetime.now(UTC).isoformat(timespec="seconds"),
+                "machine": m,
+                "config": cfg,
+                "summary": summary,
+                "targets_met": ok,
+                "rounds": rounds,
+                "markdown": md,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
     print()
     print(md)
@@ -150,9 +177,13 @@ def run(args: argparse.Namespace) -> int:
     return 0  # a benchmark, not a test: missed targets are reported, not failed
 
 
-def measure(args: argparse.Namespace, server: Server, script: Path, load_cpus: str | None,
-            ) -> list[dict]:
-    from app.auth.cookie import COOKIE_NAME  # noqa: PLC0415
+def measure(
+    args: argparse.Namespace,
+    server: Server,
+    script: Path,
+    load_cpus: str | None,
+) -> list[dict]:
+    from app.auth.cookie import COOKIE_NAME
 
     port = server.port
     register(port, "bench@example.com", PASSWORD, "+79123450000")
@@ -164,13 +195,21 @@ def measure(args: argparse.Namespace, server: Server, script: Path, load_cpus: s
     if args.keep_server:
         input(f"Server PID {server.proc.pid} on {server.base}; press Enter to measure... ")
 
-    def wrk(path: str, duration: int, headers: dict[str, str] | None = None,
-            ) -> tuple[WrkResult, float]:
+    def wrk(
+        path: str,
+        duration: int,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[WrkResult, float]:
         """wrk's result and the server's CPU seconds meanwhile."""
         cpu0 = server.cpu_seconds()
         result = run_wrk(
-            server.base + path, script=script, duration_s=duration, threads=args.wrk_threads,
-            connections=args.connections, headers=headers, cpus=load_cpus,
+            server.base + path,
+            script=script,
+            duration_s=duration,
+            threads=args.wrk_threads,
+            connections=args.connections,
+            headers=headers,
+            cpus=load_cpus,
         )
         return result, server.cpu_seconds() - cpu0
 
@@ -200,8 +239,9 @@ def measure(args: argparse.Namespace, server: Server, script: Path, load_cpus: s
             r, cpu = wrk("/users/me", args.duration, auth)
             logins = storm.count() - before
         if storm.failures:
-            raise BenchError(f"login storm: {len(storm.failures)} failed logins, "
-                             f"first: {storm.failures[0]}")
+            raise BenchError(
+                f"login storm: {len(storm.failures)} failed logins, first: {storm.failures[0]}"
+            )
         stormy = entry(checked("/users/me (login storm)", r), cpu, per_request=False)
         stormy["logins_per_s"] = round(logins / r.duration_s, 2)
         show("/users/me, login storm", stormy)

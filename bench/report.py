@@ -37,8 +37,19 @@ def machine() -> dict[str, object]:
         "python": platform.python_version(),
         "implementation": sys.implementation.name,
         "kernel": platform.release(),
-        "packages": {d: version(d) for d in ("uvicorn", "uvloop", "httptools", "fastapi",
-                                             "starlette", "sqlalchemy", "aiosqlite", "pydantic")},
+        "packages": {
+            d: version(d)
+            for d in (
+                "uvicorn",
+                "uvloop",
+                "httptools",
+                "fastapi",
+                "starlette",
+                "sqlalchemy",
+                "aiosqlite",
+                "pydantic",
+            )
+        },
     }
 
 
@@ -117,22 +128,39 @@ def markdown(s: dict[str, float], ok: dict[str, bool], m: dict[str, object], cfg
         ("`/users/me` requests/s", rps(s["me_rps"]), ""),
         ("`/users/me` p50 / p99", f"{s['me_p50_ms']:.1f} / {s['me_p99_ms']:.1f} ms", ""),
         ("`/users/me` requests/s, login storm", rps(s["storm_me_rps"]), ""),
-        ("`/users/me` p50 / p99, login storm",
-         f"{s['storm_me_p50_ms']:.1f} / {s['storm_me_p99_ms']:.1f} ms", ""),
+        (
+            "`/users/me` p50 / p99, login storm",
+            f"{s['storm_me_p50_ms']:.1f} / {s['storm_me_p99_ms']:.1f} ms",
+            "",
+        ),
         ("Logins/s during the storm", f"{s['storm_logins_per_s']:.1f}", ""),
-        ("Server CPU per request, `/healthz` / `/users/me`",
-         f"{s['healthz_cpu_us_per_request']:.0f} / {s['me_cpu_us_per_request']:.0f} µs", ""),
-        ("`/users/me` ÷ `/healthz` throughput", f"{s['me_vs_healthz']:.1%}",
-         f"≥ 15%: {_mark(ok['me_vs_healthz'])}"),
-        ("Storm ÷ quiet `/users/me` throughput", f"{s['storm_vs_quiet']:.0%}",
-         f"≥ 40%: {_mark(ok['storm_vs_quiet'])}"),
-        ("Storm ÷ quiet `/users/me` p99", f"{s['storm_p99_vs_quiet']:.2f}×",
-         f"≤ 3×: {_mark(ok['storm_p99_vs_quiet'])}"),
+        (
+            "Server CPU per request, `/healthz` / `/users/me`",
+            f"{s['healthz_cpu_us_per_request']:.0f} / {s['me_cpu_us_per_request']:.0f} µs",
+            "",
+        ),
+        (
+            "`/users/me` ÷ `/healthz` throughput",
+            f"{s['me_vs_healthz']:.1%}",
+            f"≥ 15%: {_mark(ok['me_vs_healthz'])}",
+        ),
+        (
+            "Storm ÷ quiet `/users/me` throughput",
+            f"{s['storm_vs_quiet']:.0%}",
+            f"≥ 40%: {_mark(ok['storm_vs_quiet'])}",
+        ),
+        (
+            "Storm ÷ quiet `/users/me` p99",
+            f"{s['storm_p99_vs_quiet']:.2f}×",
+            f"≤ 3×: {_mark(ok['storm_p99_vs_quiet'])}",
+        ),
     ]
     lines = ["| Measure | Value | Target |", "|---|---:|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     background = cfg.get("background_load_before")
-    busy = "" if background is None else f" Other load before the run: {background:.0%} of the CPUs."
+    busy = (
+        "" if background is None else f" Other load before the run: {background:.0%} of the CPUs."
+    )
     lines.append("")
     lines.append(
         f"Machine: {machine_line(m)}. One uvicorn worker (uvloop, httptools), SQLite, "

@@ -47,9 +47,23 @@ def server_env(database_url: str, password_hash_threads: int) -> dict[str, str]:
 
 def migrate(database_url: str, env: dict[str, str]) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", str(REPO / "alembic.ini"),
-         "-x", f"url={database_url}", "upgrade", "head"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "alembic",
+            "-c",
+            str(REPO / "alembic.ini"),
+            "-x",
+            f"url={database_url}",
+            "upgrade",
+            "head",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     if result.returncode != 0:
         raise BenchError(f"migration failed:\n{result.stdout}{result.stderr}")
@@ -63,17 +77,33 @@ class Server:
         self.base = f"http://{HOST}:{self.port}"
         self.log_path = workdir / "server.log"
         cmd = [
-            sys.executable, "-m", "uvicorn", "app.main:app",
-            "--app-dir", str(REPO),
-            "--host", HOST, "--port", str(self.port),
-            "--loop", "uvloop", "--http", "httptools",
-            "--no-access-log", "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:app",
+            "--app-dir",
+            str(REPO),
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
         ]
         if cpus is not None:
             cmd = ["taskset", "-c", cpus, *cmd]
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            cmd, cwd=workdir, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            cmd,
+            cwd=workdir,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -116,8 +146,12 @@ class Server:
 
 
 def request(
-    port: int, method: str, path: str, body: bytes | None = None,
-    headers: dict[str, str] | None = None, timeout: float = 30.0,
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
 ) -> tuple[int, http.client.HTTPMessage, bytes]:
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
@@ -144,7 +178,10 @@ def login_form(email: str, password: str) -> bytes:
 def login_cookie(port: int, email: str, password: str, cookie_name: str) -> str:
     """Log in and return the session cookie's value from Set-Cookie."""
     status, headers, data = request(
-        port, "POST", "/auth/login", login_form(email, password),
+        port,
+        "POST",
+        "/auth/login",
+        login_form(email, password),
         {"Content-Type": "application/x-www-form-urlencoded"},
     )
     if status != 204:
@@ -152,5 +189,5 @@ def login_cookie(port: int, email: str, password: str, cookie_name: str) -> str:
     prefix = f"{cookie_name}="
     for value in headers.get_all("set-cookie") or []:
         if value.startswith(prefix):
-            return value[len(prefix):].split(";", 1)[0]
+            return value[len(prefix) :].split(";", 1)[0]
     raise BenchError(f"login {email}: no {cookie_name} cookie in the response")

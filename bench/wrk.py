@@ -55,12 +55,25 @@ def write_script(workdir: Path) -> Path:
 
 
 def run_wrk(
-    url: str, *, script: Path, duration_s: int, threads: int, connections: int,
-    headers: dict[str, str] | None = None, cpus: str | None = None,
+    url: str,
+    *,
+    script: Path,
+    duration_s: int,
+    threads: int,
+    connections: int,
+    headers: dict[str, str] | None = None,
+    cpus: str | None = None,
 ) -> WrkResult:
     cmd = [
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "--latency",
-        "--timeout", "10s", "-s", str(script),
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{duration_s}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
     ]
     for name, value in (headers or {}).items():
         cmd += ["-H", f"{name}: {value}"]
@@ -71,7 +84,7 @@ def run_wrk(
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(MARKER)), None)
     if proc.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
-    raw = json.loads(line[len(MARKER):])
+    raw = json.loads(line[len(MARKER) :])
     duration = raw["duration_us"] / 1e6
     errors = sum(
         raw[k] for k in ("non_2xx_3xx", "connect_errors", "read_errors", "write_errors", "timeouts")

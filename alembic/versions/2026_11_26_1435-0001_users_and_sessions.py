@@ -8,6 +8,7 @@ Create Date: 2026-11-26 14:35:55
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision: str = "0001"

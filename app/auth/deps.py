@@ -12,7 +12,7 @@ from app.types.enums import UserRole
 from app.users.manager import UserManager, get_user_manager
 from app.users.models import User
 
-fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [auth_backend])
+fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [auth_backend])  # type: ignore[type-var]  # see app.users.models.User
 
 current_user = fastapi_users.current_user(active=True)
 

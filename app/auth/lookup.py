@@ -71,7 +71,7 @@ class _SqliteDriver:
     @classmethod
     async def open(cls, url: URL, timeouts: DatabaseTimeouts) -> "_SqliteDriver":
         busy = timeouts.sqlite_busy_seconds
-        connection = await aiosqlite.connect(url.database, timeout=busy)
+        connection = await aiosqlite.connect(str(url.database), timeout=busy)
         await connection.execute(f"PRAGMA busy_timeout={round(busy * 1000)}")
         return cls(connection)
 
@@ -138,7 +138,7 @@ class SessionLookup:
         self._bind_id: Callable[[uuid.UUID], Any] = id_type.bind_processor(dialect) or _same
         self._converters = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) or _same
-            for column in (*SESSION_COLUMNS, *USER_COLUMNS)
+            for column in (*_columns(SESSION_COLUMNS), *USER_COLUMNS)
         ]
         self._driver: _Driver | None = None
         self._opening: asyncio.Future[_Driver] | None = None
@@ -191,6 +191,11 @@ class SessionLookup:
         except (asyncio.CancelledError, Exception):
             return  # never opened: nothing to close
         await driver.close()
+
+
+def _columns(attributes: Sequence[Any]) -> list[Any]:
+    """The mapped columns behind ORM attributes (for their types)."""
+    return [attribute.expression for attribute in attributes]
 
 
 def _same(value: Any) -> Any:

@@ -13,8 +13,8 @@ import uuid
 from coredis.exceptions import ConnectionError as RedisConnectionError
 from coredis.retry import ConstantRetryPolicy
 from limits import RateLimitItem, parse
-from limits.storage import storage_from_string
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
 
 from app.core.config import Settings
 from app.core.errors import RateLimited
@@ -32,10 +32,12 @@ class RateLimits:
                 f"async+{settings.REDIS_URL}",
                 connect_timeout=timeout,
                 stream_timeout=timeout,
-                retry_policy=ConstantRetryPolicy((RedisConnectionError,), retries=2, delay=0),
+                # limits types its pass-through options as scalars; coredis takes the policy.
+                retry_policy=ConstantRetryPolicy((RedisConnectionError,), retries=2, delay=0),  # type: ignore[arg-type]
             )
         else:
             storage = storage_from_string("async+memory://")
+        self.storage = storage  # /readyz pings it
         self._limiter = MovingWindowRateLimiter(storage)
         self.login_account = _namespaced(settings.RATE_LIMIT_LOGIN_ACCOUNT, "login-account")
         self.login_ip = _namespaced(settings.RATE_LIMIT_LOGIN_IP, "login-ip")

@@ -14,7 +14,6 @@ from app.auth.strategy import AUTH_STATE_KEY
 from app.core.clock import utcnow
 from app.core.security import SessionTokenCodec
 
-
 NO_STORE = (b"cache-control", b"no-store")
 
 

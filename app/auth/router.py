@@ -102,9 +102,11 @@ async def register(
     manager: UserManagerDep,
 ) -> UserRead:
     try:
-        user = await manager.create(user_create, safe=True, request=request)
+        user = await manager.create(user_create, safe=True, request=request)  # type: ignore[type-var]  # our UserCreate is not BaseUserCreate
     except exceptions.UserAlreadyExists:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=REGISTER_USER_ALREADY_EXISTS.code) from None
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, detail=REGISTER_USER_ALREADY_EXISTS.code
+        ) from None
     except exceptions.InvalidPasswordException as exc:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
@@ -164,7 +166,10 @@ async def login(
     response_class=Response,
     summary="Выход · Log out",
     description="Завершает этот сеанс и удаляет cookie · Ends this session and clears the cookie.",
-    responses={204: {"description": "Сеанс завершён · Session ended"}, **error_responses("UNAUTHORIZED")},
+    responses={
+        204: {"description": "Сеанс завершён · Session ended"},
+        **error_responses("UNAUTHORIZED"),
+    },
 )
 async def logout(user_token: CurrentUserToken, strategy: Strategy) -> Response:
     user, token = user_token
@@ -179,7 +184,10 @@ async def logout(user_token: CurrentUserToken, strategy: Strategy) -> Response:
         "Завершает все сеансы пользователя, включая этот · Revokes every session of the "
         "current user, this one included."
     ),
-    responses={204: {"description": "Все сеансы завершены · All sessions ended"}, **error_responses("UNAUTHORIZED")},
+    responses={
+        204: {"description": "Все сеансы завершены · All sessions ended"},
+        **error_responses("UNAUTHORIZED"),
+    },
 )
 async def logout_all(user: CurrentUser, db: SessionDep, components: Components) -> Response:
     await sessions.revoke_user_sessions(db, user.id)

@@ -4,7 +4,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from fastapi import Request
-
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth.clientip import ClientAddress

@@ -2,8 +2,9 @@
 
 import uuid
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.lookup import SessionLookup
@@ -90,7 +91,7 @@ async def revoke_session(db: AsyncSession, session_id: uuid.UUID, user_id: uuid.
         )
         .values(revoked_at=utcnow())
     )
-    return result.rowcount > 0
+    return cast(CursorResult[Any], result).rowcount > 0
 
 
 async def revoke_user_sessions(
@@ -103,5 +104,4 @@ async def revoke_user_sessions(
     if keep is not None:
         stmt = stmt.where(AuthSession.id != keep)
     result = await db.execute(stmt.values(revoked_at=utcnow()))
-    return result.rowcount
-
+    return cast(CursorResult[Any], result).rowcount

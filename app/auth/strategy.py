@@ -4,12 +4,13 @@ read_token verifies the JWT, loads the session and its user in one query, and re
 the session on `request.state` for the renewal middleware.
 """
 
+import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi_users.authentication import AuthenticationBackend, CookieTransport
-from fastapi_users.manager import BaseUserManager
 from fastapi_users.authentication.strategy import Strategy
+from fastapi_users.manager import BaseUserManager
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import sessions
@@ -28,14 +29,16 @@ def current_claims(request: Request) -> SessionClaims | None:
     return getattr(request.state, AUTH_STATE_KEY, None)
 
 
-class SessionStrategy(Strategy[User, object]):
+class SessionStrategy(Strategy[User, uuid.UUID]):  # type: ignore[type-var]  # see app.users.models.User
     def __init__(self, request: Request, db: AsyncSession, components: AuthComponents):
         self.request = request
         self.db = db
         self.components = components
 
     async def read_token(
-        self, token: str | None, user_manager: BaseUserManager[User, object]
+        self,
+        token: str | None,
+        user_manager: BaseUserManager[User, uuid.UUID],  # type: ignore[type-var]  # see app.users.models.User
     ) -> User | None:
         if not token:
             return None
@@ -77,7 +80,7 @@ async def get_strategy(
     return SessionStrategy(request, db, components)
 
 
-class SessionBackend(AuthenticationBackend[User, object]):
+class SessionBackend(AuthenticationBackend[User, uuid.UUID]):  # type: ignore[type-var]  # see app.users.models.User
     """Login and logout answer with the app's own cookie policy (built from settings).
 
     The module-level transport only names the cookie, for reading it and for OpenAPI.

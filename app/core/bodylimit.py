@@ -85,9 +85,7 @@ class BodyLimitMiddleware:
         root = scope.get("root_path")
         return path[len(root) :] if root and path.startswith(root) else path
 
-    async def _counted(
-        self, scope: Scope, receive: Receive, send: Send, refusal: _Refusal
-    ) -> None:
+    async def _counted(self, scope: Scope, receive: Receive, send: Send, refusal: _Refusal) -> None:
         """A body of unknown length: count it as it arrives. Past the limit, the app's
         next read fails, whatever it answers is dropped, and the 413 is sent instead.
         An answer given before the whole body was read (404, 405) closes the connection

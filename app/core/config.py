@@ -154,7 +154,7 @@ def load_database_settings(*, env_file: str | None = ".env") -> DatabaseSettings
 
 def _load(kind: type[S], env_file: str | None, overrides: dict[str, Any]) -> S:
     try:
-        return kind(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        return kind(_env_file=env_file, **overrides)
     except ValidationError as exc:
         reasons = "; ".join(_reason(err) for err in exc.errors())
         raise ConfigurationError(f"Configuration error: {reasons}") from None

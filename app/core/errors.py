@@ -51,9 +51,7 @@ class ErrorSpec:
 CATALOGUE: dict[str, ErrorSpec] = {}
 
 
-def define_error(
-    code: str, status_code: int, ru: str, en: str, *, detail: Any = None
-) -> ErrorSpec:
+def define_error(code: str, status_code: int, ru: str, en: str, *, detail: Any = None) -> ErrorSpec:
     """Register a stable code with its status and the sentence people read; `detail` is
     an example of the body's `detail` when it is not the English sentence."""
     code = str(getattr(code, "value", code))  # fastapi-users' codes are enum members
@@ -79,10 +77,14 @@ _BY_STATUS = {
         define_error("FORBIDDEN", 403, "Доступ запрещён.", "Access denied."),
         define_error("NOT_FOUND", 404, "Не найдено.", "Not found."),
         define_error(
-            "METHOD_NOT_ALLOWED", 405, "Этот метод здесь не поддерживается.",
+            "METHOD_NOT_ALLOWED",
+            405,
+            "Этот метод здесь не поддерживается.",
             "This method is not allowed here.",
         ),
-        define_error("CONFLICT", 409, "Конфликт с текущим состоянием.", "Conflicts with the current state."),
+        define_error(
+            "CONFLICT", 409, "Конфликт с текущим состоянием.", "Conflicts with the current state."
+        ),
         define_error(
             "PAYLOAD_TOO_LARGE",
             413,
@@ -91,7 +93,9 @@ _BY_STATUS = {
             detail="Request body is larger than 16384 bytes",
         ),
         define_error(
-            "UNSUPPORTED_MEDIA_TYPE", 415, "Неподдерживаемый формат данных.",
+            "UNSUPPORTED_MEDIA_TYPE",
+            415,
+            "Неподдерживаемый формат данных.",
             "Unsupported media type.",
         ),
         define_error(
@@ -108,7 +112,9 @@ _BY_STATUS = {
             "Too many attempts. Please try again later.",
         ),
         define_error(
-            "HEADERS_TOO_LARGE", 431, "Слишком большие заголовки запроса.",
+            "HEADERS_TOO_LARGE",
+            431,
+            "Слишком большие заголовки запроса.",
             "The request headers are too large.",
         ),
         define_error(
@@ -156,8 +162,14 @@ class ErrorBody(BaseModel):
     )
 
 
-def error_body(code: str, detail: Any, language: Language = "ru", status_code: int = 400) -> dict[str, Any]:
-    return {"code": code, "detail": detail, "message": spec_for(code, status_code).message(language)}
+def error_body(
+    code: str, detail: Any, language: Language = "ru", status_code: int = 400
+) -> dict[str, Any]:
+    return {
+        "code": code,
+        "detail": detail,
+        "message": spec_for(code, status_code).message(language),
+    }
 
 
 def error_response(
@@ -273,9 +285,7 @@ async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = [
-        {k: v for k, v in err.items() if k in ("type", "loc", "msg")} for err in exc.errors()
-    ]
+    errors = [{k: v for k, v in err.items() if k in ("type", "loc", "msg")} for err in exc.errors()]
     return error_response(
         request, "VALIDATION_ERROR", jsonable_encoder(errors), status.HTTP_422_UNPROCESSABLE_CONTENT
     )

@@ -30,7 +30,8 @@ def preferred_language(accept_language: str | None) -> Language:
                     quality = 0.0
         if quality <= 0:
             continue
-        candidate = (quality, -position, "ru" if primary == "ru" else "en")
+        language: Language = "ru" if primary == "ru" else "en"
+        candidate = (quality, -position, language)
         if best is None or candidate[:2] > best[:2]:
             best = candidate
     return best[2] if best else DEFAULT_LANGUAGE

@@ -25,6 +25,8 @@ RETRY_AFTER_HEADER = {
         "schema": {"type": "integer", "minimum": 1},
     }
 }
+
+
 def example_body(spec: ErrorSpec) -> dict[str, Any]:
     detail = spec.en.rstrip(".") if spec.detail is None else spec.detail
     return {"code": spec.code, "detail": detail, "message": spec.ru}
@@ -37,8 +39,7 @@ def _response(specs: list[ErrorSpec]) -> dict[str, Any]:
         "content": {
             "application/json": {
                 "examples": {
-                    s.code: {"summary": f"{s.ru} · {s.en}", "value": example_body(s)}
-                    for s in specs
+                    s.code: {"summary": f"{s.ru} · {s.en}", "value": example_body(s)} for s in specs
                 }
             }
         },

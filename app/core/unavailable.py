@@ -19,14 +19,16 @@ REDIS = "redis"
 
 # PostgreSQL SQLSTATEs meaning "the server can't serve this now", not "the query is wrong":
 # class 08 (connection exception) by prefix, and these.
-_PG_UNAVAILABLE_STATES = frozenset({
-    "57014",  # query_canceled: statement_timeout (a lock held too long, an overloaded server)
-    "55P03",  # lock_not_available: lock_timeout
-    "57P01",  # admin_shutdown
-    "57P02",  # crash_shutdown
-    "57P03",  # cannot_connect_now: starting up, shutting down, in recovery
-    "53300",  # too_many_connections
-})
+_PG_UNAVAILABLE_STATES = frozenset(
+    {
+        "57014",  # query_canceled: statement_timeout (a lock held too long, an overloaded server)
+        "55P03",  # lock_not_available: lock_timeout
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now: starting up, shutting down, in recovery
+        "53300",  # too_many_connections
+    }
+)
 # SQLite primary result codes: SQLITE_BUSY (locked past the busy timeout), SQLITE_LOCKED,
 # SQLITE_CANTOPEN (the file or its directory is missing or unreadable).
 _SQLITE_UNAVAILABLE_CODES = frozenset({5, 6, 14})

@@ -23,6 +23,7 @@ from app.users.schemas import (
 
 router = APIRouter(prefix="/users", tags=["admin: users"])
 
+
 def _printable_or_none(value: str | None) -> str | None:
     return None if value is None else printable(value)
 
@@ -53,7 +54,9 @@ async def list_users(
             description="`next_cursor` предыдущей страницы · The previous page's `next_cursor`",
         ),
     ] = None,
-    role: Annotated[UserRole | None, Query(description="Только с этой ролью · Only this role")] = None,
+    role: Annotated[
+        UserRole | None, Query(description="Только с этой ролью · Only this role")
+    ] = None,
     q: Annotated[
         str | None,
         Query(
@@ -66,9 +69,7 @@ async def list_users(
         AfterValidator(_printable_or_none),
     ] = None,
 ) -> UserPage:
-    users, next_cursor = await service.list_users(
-        db, limit=limit, cursor=cursor, role=role, q=q
-    )
+    users, next_cursor = await service.list_users(db, limit=limit, cursor=cursor, role=role, q=q)
     return UserPage(items=[UserRead.model_validate(u) for u in users], next_cursor=next_cursor)
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
-from fastapi_users import BaseUserManager, UUIDIDMixin, exceptions
+from fastapi_users import BaseUserManager, UUIDIDMixin, exceptions, schemas
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from app.auth.services import AuthComponents, auth_components, client_ip
 from app.core.db import SessionDep
 from app.users.models import User
-from app.users.schemas import EMAIL_MAX_LENGTH, UserCreate, canonical_email
+from app.users.schemas import EMAIL_MAX_LENGTH, canonical_email
 
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
@@ -34,7 +34,7 @@ def check_password(password: str, email: str) -> None:
         raise exceptions.InvalidPasswordException("Password must not be the email")
 
 
-class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):
+class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):  # type: ignore[type-var]  # see app.users.models.User
     """Flushes instead of committing: the request's session dependency commits once."""
 
     async def get_by_email(self, email: str) -> User | None:
@@ -63,7 +63,7 @@ class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):
             raise exceptions.UserAlreadyExists() from None
 
 
-class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
+class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):  # type: ignore[type-var]  # see app.users.models.User
     def __init__(self, user_db: UserDatabase, request: Request, components: AuthComponents):
         super().__init__(user_db, components.hasher.helper)
         self.request = request
@@ -71,11 +71,11 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         self.reset_password_token_secret = components.secret
         self.verification_token_secret = components.secret
 
-    async def validate_password(self, password: str, user: UserCreate | User) -> None:
+    async def validate_password(self, password: str, user: schemas.UC | User) -> None:
         check_password(password, str(user.email))
 
     async def create(
-        self, user_create: UserCreate, safe: bool = False, request: Request | None = None
+        self, user_create: schemas.UC, safe: bool = False, request: Request | None = None
     ) -> User:
         await self.validate_password(user_create.password, user_create)
         if await self.user_db.get_by_email(user_create.email) is not None:

@@ -14,7 +14,9 @@ from app.types.enums import UserRole
 class User(Base):
     """A customer or a staff member.
 
-    Implements fastapi-users' user protocol. Relationships to transactions and to the
+    Implements fastapi-users' user protocol (`x: UserProtocol[UUID] = User()` type-checks;
+    mypy still refuses User where a class's type argument is bound by the protocol, hence
+    the `type: ignore[type-var]` beside those uses). Relationships to transactions and to the
     account confirmation arrive with their tables (later migrations); nothing here needs
     to change for them but a `relationship()` line each.
     """
@@ -40,3 +42,7 @@ class User(Base):
     def is_superuser(self) -> bool:
         """fastapi-users' flag, derived from the role so the rule lives in one place."""
         return self.role == UserRole.ADMIN
+
+    @is_superuser.setter
+    def is_superuser(self, value: bool) -> None:
+        raise AttributeError("is_superuser follows the role: set `role` instead")

@@ -26,7 +26,9 @@ PHONE_DEFAULT_REGION = "RU"
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 EMAIL_MAX_LENGTH = 320
 # Unicode bidirectional controls: "\u202egnp.exe" shows as "exe.png".
-BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 
 def canonical_email(value: str) -> str:
@@ -39,7 +41,9 @@ def refuse_compatibility_forms(value: object) -> object:
     """An address that NFKC would change (fullwidth letters, ligatures) is a look-alike of
     another one: refused, so no account can impersonate `u@example.com` as `ｕ@example.com`."""
     if isinstance(value, str) and unicodedata.normalize("NFKC", value) != value:
-        raise ValueError("use plain characters: the address contains look-alike (compatibility) forms")
+        raise ValueError(
+            "use plain characters: the address contains look-alike (compatibility) forms"
+        )
     return value
 
 
@@ -191,7 +195,7 @@ class UserUpdate(CreateUpdateDictModel):
     phone: Phone = None  # type: ignore[assignment]
     email: Email = None  # type: ignore[assignment]
     password: Password = None  # type: ignore[assignment]
-    current_password: Annotated[str, StringConstraints(max_length=4096)] = Field(
+    current_password: Annotated[str, StringConstraints(max_length=4096)] = Field(  # type: ignore[assignment]
         default=None,
         description=(
             "Текущий пароль: нужен для смены email или пароля · The current password, needed "

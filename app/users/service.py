@@ -37,7 +37,9 @@ class UserNotFound(NotFound):
 class CannotChangeOwnAccess(DomainError):
     code = "ADMIN_CANNOT_CHANGE_OWN_ACCESS"
     message = "An admin cannot change their own role or deactivate themselves"
-    message_ru = "Нельзя менять свою роль или отключать свой аккаунт: попросите другого администратора."
+    message_ru = (
+        "Нельзя менять свою роль или отключать свой аккаунт: попросите другого администратора."
+    )
 
 
 async def update_me(
@@ -64,9 +66,7 @@ async def update_me(
     updated = await manager._update(user, changes)
     if password_changed:
         claims = current_claims(request)
-        await sessions.revoke_user_sessions(
-            db, user.id, keep=claims.session_id if claims else None
-        )
+        await sessions.revoke_user_sessions(db, user.id, keep=claims.session_id if claims else None)
     await manager.on_after_update(updated, changes, request)
     return updated
 
