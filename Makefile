@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test test-postgres migrate env bench admin lock clean
+.PHONY: install run test test-postgres migrate env bench admin lock clean mutate
 
 install: $(STAMP)
 
@@ -34,6 +34,13 @@ test: install
 test-postgres: install
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql+asyncpg://postgres@127.0.0.1:5432/test} \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Mutation testing of app/auth and app/users (mutmut; config: [tool.mutmut] in pyproject.toml).
+# Not part of CI: it takes long. Prints the score per package and the mutants not killed;
+# MUTATE_ARGS="--write-docs" also updates docs/mutation.md, MUTATE_ARGS="'app.auth.csrf*'"
+# re-tests some mutants only. Results are kept in mutants/ between runs (delete it to redo all).
+mutate: install
+	$(BIN)/python scripts/mutate.py $(MUTATE_ARGS)
 
 bench: install
 	$(BIN)/python -m bench
