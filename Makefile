@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test test-postgres migrate env bench admin lock clean mutate
+.PHONY: install run test test-postgres lint migrate env bench admin lock clean mutate
 
 install: $(STAMP)
 
@@ -28,12 +28,24 @@ migrate: install .env
 run: migrate
 	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --http app.core.bodylimit:LimitedHttpToolsProtocol --no-proxy-headers
 
+REDIS_NOTE = @test -n "$$TEST_REDIS_URL" || echo "note: TEST_REDIS_URL is not set: the tests of limits shared through Redis and of Redis failures are skipped (.ci/run sets it; e.g. TEST_REDIS_URL=redis://127.0.0.1:6379/15 make test)"
+
 test: install
+	$(REDIS_NOTE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(REDIS_NOTE)
 
 test-postgres: install
+	$(REDIS_NOTE)
 	TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql+asyncpg://postgres@127.0.0.1:5432/test} \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(REDIS_NOTE)
+
+# What CI checks before the tests: lint, formatting, types.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # Mutation testing of app/auth and app/users (mutmut; config: [tool.mutmut] in pyproject.toml).
 # Not part of CI: it takes long. Prints the score per package and the mutants not killed;
