@@ -3,8 +3,6 @@
 import os
 import secrets
 import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +13,12 @@ os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from app.core.config import Settings, load_settings
 from app.main import close_app, create_app
 from tests.db import PostgresDatabases, SqliteDatabases
+from tests.server import serve
 
 TEST_SECRET = secrets.token_urlsafe(48)
 BASE_URL = "https://shop.test"
@@ -103,6 +101,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 class LiveServer:
     origin: str
     settings: Settings
+    log: Path | None = None  # the server's stdout and stderr
 
 
 @pytest.fixture
@@ -112,25 +111,14 @@ def live_server_settings(make_settings: Callable[..., Settings]) -> Settings:
 
 
 @pytest.fixture
-def live_server(live_server_settings: Settings) -> Iterator[LiveServer]:
-    """The app under a real uvicorn on a free 127.0.0.1 port, in a thread."""
-    app = create_app(live_server_settings)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}", live_server_settings)
-    finally:
-        server.should_exit = True  # the lifespan's shutdown closes the app's connections
-        thread.join(10)
-        sock.close()
+def live_server(
+    live_server_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The service the way `make run` serves it (tests/server.py): `uvicorn app.main:app`
+    with the Makefile's flags, in a subprocess on a free 127.0.0.1 port, in an empty
+    directory, configured by these settings as environment variables. Stopped at teardown."""
+    with serve(live_server_settings, tmp_path_factory.mktemp("live_server")) as served:
+        yield LiveServer(served.base, live_server_settings, served.log)
 
 
 ROOT = Path(__file__).resolve().parent.parent

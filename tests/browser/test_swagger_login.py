@@ -1,24 +1,32 @@
-"""QA's path in a real Chromium: the docs load from this service alone, and logging in
-through Swagger UI's "Try it out" signs the page in.
+"""QA's path in a real Chromium: the docs load from this service alone, and the prefilled
+examples of Swagger UI's "Try it out" register, log in and sign the page in.
 
-The service runs under uvicorn on 127.0.0.1 in a thread; Chromium is Debian's (.ci/run
-installs it), never a browser Playwright downloads.
+The service is the one `make run` serves (`live_server`: `uvicorn app.main:app` with the
+Makefile's flags, in a subprocess on 127.0.0.1); Chromium is Debian's (.ci/run installs
+it), never a browser Playwright downloads.
 """
 
+import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Locator, Page, Request, Route
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Locator,
+    Page,
+    Request,
+    Route,
+    async_playwright,
+    expect,
+)
 
 from app.auth.cookie import COOKIE_NAME
-from app.auth.router import LOGIN_EXAMPLE as LOGIN_FORM_EXAMPLE
+from app.users.schemas import REGISTRATION_EXAMPLES
 from tests.conftest import LiveServer
-from tests.helpers import PASSWORD, register
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -116,24 +124,58 @@ async def execute(block: Locator, status: int) -> Locator:
     return response.locator(".response-col_description")
 
 
-async def test_qa_logs_in_through_swagger_ui(server, browser):
-    async with httpx.AsyncClient(base_url=server) as client:
-        user = await register(client)
+async def authorize_dialog_text(page: Page) -> str:
+    """What the Authorize dialog says about the cookie scheme (then closes it)."""
+    await page.locator(".auth-wrapper").get_by_role("button", name="Authorize").click()
+    dialog = page.locator(".modal-ux .auth-container")
+    await expect(dialog).to_be_visible()
+    text = await dialog.inner_text()
+    await page.locator(".modal-ux").get_by_role("button", name="Close").click()
+    await expect(dialog).to_be_hidden()
+    return text
 
+
+async def form_fields(block: Locator) -> list[str]:
+    """The names of the form fields an operation's request body shows, in order."""
+    rows = block.locator(".opblock-section-request-body tr.parameters[data-property-name]")
+    await expect(rows.first).to_be_visible()
+    return await rows.evaluate_all("rows => rows.map(r => r.dataset.propertyName)")
+
+
+async def test_qa_registers_and_logs_in_with_the_prefilled_examples_alone(server, browser):
+    """QA opens the served /docs and presses Try it out → Execute on register, then on
+    login, typing nothing; the page is then signed in."""
+    example = REGISTRATION_EXAMPLES["customer"]["value"]
     page, watch = await open_page(browser, f"{server}/docs")
     await expect(page.locator(".opblock").first).to_be_visible()
     await page.wait_for_load_state("networkidle")
     assert watch.attempted == []
 
+    # The Authorize dialog says it isn't needed, and what to do instead.
+    dialog = await authorize_dialog_text(page)
+    assert "You don't need the Authorize button" in dialog
+    assert "Кнопка Authorize не нужна" in dialog
+    assert "POST /auth/login" in dialog
+
+    register = operation(page, "post", "/auth/register")
+    await try_it_out(register)
+    body = register.locator("textarea.body-param__text")
+    await expect(body).to_be_editable()
+    assert json.loads(await body.input_value()) == example  # the first example, as it is
+    registered = await execute(register, 201)
+    await expect(registered).to_contain_text(f'"email": "{example["email"]}"')
+
     login = operation(page, "post", "/auth/login")
     await try_it_out(login)
-    username = login.get_by_placeholder("username", exact=True)
-    password = login.get_by_placeholder("password", exact=True)
-    # The form comes filled with the documented example.
-    await expect(username).to_have_value(LOGIN_FORM_EXAMPLE["username"])
-    await expect(password).to_have_value(LOGIN_FORM_EXAMPLE["password"])
-    await username.fill(user["email"])
-    await password.fill(PASSWORD)
+    # Exactly the two fields QA needs, not OAuth2's six ...
+    assert await form_fields(login) == ["username", "password"]
+    for field in ("grant_type", "scope", "client_id", "client_secret"):
+        assert field not in await login.inner_text()
+    # ... filled with the registration example's credentials.
+    await expect(login.get_by_placeholder("username", exact=True)).to_have_value(example["email"])
+    await expect(login.get_by_placeholder("password", exact=True)).to_have_value(
+        example["password"]
+    )
     await execute(login, 204)
 
     cookies = {c["name"]: c for c in await page.context.cookies()}
@@ -143,7 +185,7 @@ async def test_qa_logs_in_through_swagger_ui(server, browser):
     me = operation(page, "get", "/users/me")
     await try_it_out(me)
     body = await execute(me, 200)
-    await expect(body).to_contain_text(f'"email": "{user["email"]}"')
+    await expect(body).to_contain_text(f'"email": "{example["email"]}"')
 
     assert watch.attempted == []
     assert watch.sent == []
@@ -157,6 +199,6 @@ async def test_redoc_renders_from_this_service_alone(server, browser):
     assert watch.sent == []
     # ReDoc's sidebar asks its CDN for a logo; the page's Content-Security-Policy makes the
     # browser refuse it before any request is made.
-    assert {url: watch.failures.get(url) for url in watch.attempted} == {
-        url: "csp" for url in watch.attempted
-    }
+    assert {url: watch.failures.get(url) for url in watch.attempted} == dict.fromkeys(
+        watch.attempted, "csp"
+    )
