@@ -5,8 +5,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from sqlalchemy import select
+from starlette.requests import Request
 
 from app.auth.models import AuthSession
+from app.auth.strategy import current_claims
 from tests.conftest import client_for
 from tests.helpers import login, register, signed_in
 
@@ -106,3 +108,15 @@ async def test_a_session_leaves_the_list_the_instant_its_token_stops_working(mak
         assert (await old.get("/users/me")).status_code == 401
         items = (await new.get("/users/me/sessions")).json()["items"]
         assert [item["current"] for item in items] == [True]
+
+
+async def test_last_seen_is_written_when_a_full_minute_has_passed(app, client, clock):
+    await signed_in(client)
+    clock.shift(timedelta(minutes=1))  # exactly the resolution: written
+    assert (await client.get("/users/me")).status_code == 200
+    async with app.state.sessionmaker() as db:
+        assert await db.scalar(select(AuthSession.last_seen_at)) == START + timedelta(minutes=1)
+
+
+def test_a_request_no_session_authenticated_has_no_claims():
+    assert current_claims(Request({"type": "http", "headers": [], "state": {}})) is None

@@ -68,8 +68,11 @@ async def test_pages_split_users_registered_at_the_same_instant(app, client, adm
                 await register(client)
     expected = await expected_order(app)
     assert len(expected) == 10
-    for limit in (2, 4):
+    for limit in (2, 4, 5, 10):
         assert await walk(client, limit) == expected, limit
+    # A page that ends exactly at the last user says there is no next one.
+    last = (await client.get("/admin/users", params={"limit": 10})).json()
+    assert len(last["items"]) == 10 and last["next_cursor"] is None
 
 
 async def test_a_page_reads_one_row_more_than_it_shows(app, client, admin):

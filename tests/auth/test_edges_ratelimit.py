@@ -1,0 +1,43 @@
+"""Retry-After counts down to the moment the oldest counted attempt leaves the window."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+
+from tests.conftest import client_for
+
+START = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
+
+
+async def guess(client):
+    return await client.post(
+        "/auth/login", data={"username": "nobody@example.com", "password": "wrong password"}
+    )
+
+
+async def test_retry_after_is_the_time_left_for_this_client(make_app, clock):
+    app = make_app(RATE_LIMIT_LOGIN_IP="2/minute")
+    async with client_for(app, ip="198.51.100.1") as client, client_for(app, ip="198.51.100.2") as other:
+        assert (await guess(client)).status_code == 400
+        clock.shift(timedelta(seconds=20))
+        assert (await guess(client)).status_code == 400
+        clock.shift(timedelta(seconds=20))
+        # A fresh budget elsewhere does not change this client's answer.
+        assert (await guess(other)).status_code == 400
+        refused = await guess(client)
+        assert refused.status_code == 429
+        # Its first attempt, 40 s ago, leaves the 60-second window in 20 s.
+        assert refused.headers["Retry-After"] == "20"
+        clock.shift(timedelta(seconds=19, milliseconds=500))
+        refused = await guess(client)
+        assert refused.status_code == 429
+        assert refused.headers["Retry-After"] == "1"  # half a second, rounded up
+        clock.shift(timedelta(seconds=1))
+        assert (await guess(client)).status_code == 400
