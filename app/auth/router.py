@@ -134,6 +134,7 @@ async def register(
             "headers": {
                 "Set-Cookie": {
                     "description": "shop_session=…; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age=604800",
+                    "required": True,
                     "schema": {"type": "string"},
                 }
             },

@@ -66,7 +66,13 @@ def define_error(code: str, status_code: int, ru: str, en: str, *, detail: Any =
 _BY_STATUS = {
     spec.status: spec
     for spec in (
-        define_error("BAD_REQUEST", 400, "Некорректный запрос.", "Bad request."),
+        define_error(
+            "BAD_REQUEST",
+            400,
+            "Некорректный запрос.",
+            "Bad request.",
+            detail="There was an error parsing the body",
+        ),
         define_error(
             "UNAUTHORIZED",
             401,

@@ -4,7 +4,8 @@ Routes declare what they themselves can answer: `responses=error_responses("NOT_
 What the shared machinery answers is added to every operation it applies to when the
 schema is generated (`describe_shared_errors`), so no route can forget it:
 - 403 CSRF_CROSS_ORIGIN on unsafe methods (the cross-origin check runs before any route);
-- 413 PAYLOAD_TOO_LARGE on operations with a body (the body limit);
+- 413 PAYLOAD_TOO_LARGE on operations with a body (the body limit), and 400 BAD_REQUEST
+  for a body that is not text in its declared encoding (FastAPI cannot parse it);
 - 422 VALIDATION_ERROR wherever FastAPI validates input, with the real error model
   instead of FastAPI's `HTTPValidationError`;
 - 503 SERVICE_UNAVAILABLE on everything that reads the database (all but /healthz).
@@ -22,6 +23,7 @@ WITHOUT_DATABASE = frozenset({"/healthz"})
 RETRY_AFTER_HEADER = {
     "Retry-After": {
         "description": "Через сколько секунд повторить · Seconds to wait before retrying",
+        "required": True,
         "schema": {"type": "integer", "minimum": 1},
     }
 }
@@ -92,6 +94,7 @@ def describe_shared_errors(schema: dict[str, Any]) -> dict[str, Any]:
                 _add(operation, "CSRF_CROSS_ORIGIN")
             if "requestBody" in operation:
                 _add(operation, "PAYLOAD_TOO_LARGE")
+                _add(operation, "BAD_REQUEST")
             if path not in WITHOUT_DATABASE:
                 _add(operation, "SERVICE_UNAVAILABLE")
     components = schema.get("components", {}).get("schemas", {})

@@ -5,12 +5,7 @@ the app pulls. The last ones attack a real uvicorn started with the flags of `ma
 """
 
 import json
-import os
-import shlex
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,8 +17,8 @@ import pytest
 
 from app.core.bodylimit import AUTH_MAX_BODY_BYTES, MAX_HEADER_BYTES
 from app.core.config import Settings
-from tests.conftest import ROOT, TEST_SECRET
 from tests.helpers import login, new_user_data, register
+from tests.server import Served, dockerfile_flags, make_run_flags, serve
 
 MIB = 1024 * 1024
 
@@ -195,34 +190,6 @@ async def test_bodies_under_the_limit_register_and_log_in(client):
 # --- a real uvicorn, started as `make run` starts it --------------------------------------
 
 
-def _uvicorn_flags(command: str) -> list[str]:
-    """The flags after `uvicorn app.main:app`, without --host/--port and their values."""
-    words = shlex.split(command.split("uvicorn app.main:app", 1)[1])
-    flags = []
-    skip = False
-    for word in words:
-        if skip:
-            skip = False
-        elif word in ("--host", "--port"):
-            skip = True
-        else:
-            flags.append(word)
-    return flags
-
-
-def make_run_flags() -> list[str]:
-    makefile = (ROOT / "Makefile").read_text()
-    recipe = makefile.split("\nrun:", 1)[1].split("\n")[1]
-    return _uvicorn_flags(recipe)
-
-
-def dockerfile_flags() -> list[str]:
-    cmd = next(
-        line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD ")
-    )
-    return _uvicorn_flags(json.loads(cmd.removeprefix("CMD "))[-1])
-
-
 def test_make_run_and_the_dockerfile_serve_with_the_same_flags():
     flags = make_run_flags()
     assert flags == dockerfile_flags()
@@ -231,59 +198,12 @@ def test_make_run_and_the_dockerfile_serve_with_the_same_flags():
     assert "--proxy-headers" not in flags
 
 
-@dataclass(frozen=True)
-class Served:
-    base: str
-    port: int
-    pid: int
-
-    def memory_mb(self) -> tuple[float, float]:
-        """(VmRSS, VmHWM): resident now, and the most it has ever been."""
-        status = Path(f"/proc/{self.pid}/status").read_text()
-        kib = dict(line.split(":", 1) for line in status.splitlines())
-        return int(kib["VmRSS"].split()[0]) / 1024, int(kib["VmHWM"].split()[0]) / 1024
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def served(database_url: str, tmp_path: Path) -> Iterator[Served]:
-    """`uvicorn app.main:app` in a subprocess, with the flags of `make run`, on a free
-    127.0.0.1 port, in an empty directory (no .env), on this test's database."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in Settings.model_fields}
-    env.update(SECRET_KEY=TEST_SECRET, DATABASE_URL=database_url, PYTHONPATH=str(ROOT))
-    command = [
-        sys.executable, "-m", "uvicorn", "app.main:app",
-        "--host", "127.0.0.1", "--port", str(port), *make_run_flags(),
-    ]  # fmt: skip
-    log_path = tmp_path / "uvicorn.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=log)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, f"uvicorn exited:\n{log_path.read_text()}"
-            assert time.monotonic() < deadline, f"uvicorn did not start:\n{log_path.read_text()}"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        yield Served(base, port, proc.pid)
-        assert proc.poll() is None, f"uvicorn died:\n{log_path.read_text()}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+def served(settings: Settings, tmp_path: Path) -> Iterator[Served]:
+    """`uvicorn app.main:app` with the flags of `make run` (tests/server.py), on this test's
+    database."""
+    with serve(settings, tmp_path) as server:
+        yield server
 
 
 def stream(size: int, chunk: int = 64 * 1024) -> Iterator[bytes]:
