@@ -12,9 +12,10 @@ import uuid
 from pathlib import Path
 
 import asyncpg
-from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
+
+from alembic import command
 
 ROOT = Path(__file__).resolve().parent.parent
 

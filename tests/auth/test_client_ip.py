@@ -57,7 +57,11 @@ async def test_a_trusted_proxy_names_the_client(proxied_app):
         # each client its own budget, behind the same proxy
         for client_address in ("198.51.100.1", "198.51.100.2"):
             headers = {"X-Forwarded-For": client_address}
-            assert [(await attempt(proxy, headers)).status_code for _ in range(3)] == [400, 400, 429]
+            assert [(await attempt(proxy, headers)).status_code for _ in range(3)] == [
+                400,
+                400,
+                429,
+            ]
         # a client can't pick its budget by prepending: the rightmost untrusted hop counts
         forged = {"X-Forwarded-For": "6.6.6.6, 198.51.100.1, 10.1.2.3"}
         assert (await attempt(proxy, forged)).status_code == 429
@@ -80,7 +84,8 @@ async def test_an_untrusted_peer_cannot_forward(proxied_app):
 
 
 @pytest.mark.parametrize(
-    "forwarded", ["a" * 46, "2001:db8:0:0:0:0:0:1%eth0123456789", "unknown", "1.2.3.4.5", "x" * 5000]
+    "forwarded",
+    ["a" * 46, "2001:db8:0:0:0:0:0:1%eth0123456789", "unknown", "1.2.3.4.5", "x" * 5000],
 )
 async def test_what_is_not_an_address_is_stored_as_unknown(proxied_app, forwarded):
     # The probe: 46 × "a" broke varchar(45) on PostgreSQL with a 500.

@@ -107,9 +107,7 @@ CROSS_SITE = {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}
 async def test_every_unsafe_method_is_checked_and_changes_nothing(client, method, path, body):
     user = await signed_in(client)
     sid = (await client.get("/users/me/sessions")).json()["items"][0]["id"]
-    response = await client.request(
-        method, path.format(sid=sid), json=body, headers=CROSS_SITE
-    )
+    response = await client.request(method, path.format(sid=sid), json=body, headers=CROSS_SITE)
     assert response.status_code == 403
     assert response.json()["code"] == "CSRF_CROSS_ORIGIN"
     me = await client.get("/users/me")  # the session lives, the name is unchanged

@@ -28,7 +28,9 @@ async def test_hashing_and_verifying_run_off_the_event_loop(app, client):
     user = await register(client)  # hash
     await login(client, user["email"])  # verify
     await client.post("/auth/login", data={"username": "nobody@x.example", "password": PASSWORD})
-    await client.patch("/users/me", json={"password": "new password!", "current_password": PASSWORD})
+    await client.patch(
+        "/users/me", json={"password": "new password!", "current_password": PASSWORD}
+    )
 
     assert len(threads) == 5  # register, login, unknown-user dummy hash, verify + new hash
     assert threading.get_ident() not in threads

@@ -63,7 +63,9 @@ async def test_login_is_case_insensitive_on_email(client):
 async def test_wrong_credentials_are_400(client, which):
     user = await register(client)
     form = {"username": user["email"], "password": PASSWORD}
-    form["username" if which == "email" else "password"] = "nobody@example.com" if which == "email" else "wrong password"
+    form["username" if which == "email" else "password"] = (
+        "nobody@example.com" if which == "email" else "wrong password"
+    )
     response = await client.post("/auth/login", data=form)
     assert response.status_code == 400
     body = response.json()

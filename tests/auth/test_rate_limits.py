@@ -151,7 +151,12 @@ async def test_long_login_names_never_reach_the_limiter(app):
 async def test_the_account_key_is_a_digest_of_the_canonical_email(app, client):
     user = await register(client, email="olga@example.com")
     # Case and compatibility spellings are one account, one counter.
-    for spelling in ("OLGA@example.com", "ｏｌｇａ@example.com", " olga@EXAMPLE.com", "Olga@Example.COM"):
+    for spelling in (
+        "OLGA@example.com",
+        "ｏｌｇａ@example.com",
+        " olga@EXAMPLE.com",
+        "Olga@Example.COM",
+    ):
         assert (await attempt(client, spelling)).status_code == 400
     assert "olga" not in " ".join(limiter_keys(app))
     assert (await attempt(client, user["email"])).status_code == 400
@@ -163,9 +168,7 @@ async def test_a_right_password_on_a_deactivated_account_forgets_nothing(app, cl
     # and none 429 — the reset told the attacker which guess was right.
     user = await register(client)
     async with app.state.sessionmaker() as db, db.begin():
-        await db.execute(
-            update(User).where(User.email == user["email"]).values(is_active=False)
-        )
+        await db.execute(update(User).where(User.email == user["email"]).values(is_active=False))
     for _ in range(4):
         assert (await attempt(client, user["email"])).status_code == 400
     assert (await attempt(client, user["email"], PASSWORD)).status_code == 400
@@ -174,7 +177,10 @@ async def test_a_right_password_on_a_deactivated_account_forgets_nothing(app, cl
 
 
 async def test_anonymous_guesses_do_not_lock_the_owner_out_of_their_password_change(app):
-    async with client_for(app, ip="192.0.2.50") as owner, client_for(app, ip="192.0.2.66") as attacker:
+    async with (
+        client_for(app, ip="192.0.2.50") as owner,
+        client_for(app, ip="192.0.2.66") as attacker,
+    ):
         user = await register(owner)
         await login(owner, user["email"])
         for _ in range(5):
@@ -187,7 +193,9 @@ async def test_anonymous_guesses_do_not_lock_the_owner_out_of_their_password_cha
     async with client_for(app, ip="192.0.2.51") as later:
         # the new password really is the account's: usable once the lock expires
         async with app.state.sessionmaker() as db:
-            stored = await db.scalar(select(User.hashed_password).where(User.email == user["email"]))
+            stored = await db.scalar(
+                select(User.hashed_password).where(User.email == user["email"])
+            )
         verified, _ = app.state.auth.hasher.helper.verify_and_update("a brand new phrase", stored)
         assert verified
         assert (await attempt(later, user["email"], "a brand new phrase")).status_code == 429

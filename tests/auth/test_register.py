@@ -11,7 +11,14 @@ async def test_register_returns_the_public_user(client):
     assert response.status_code == 201
     body = response.json()
     assert set(body) == {
-        "id", "email", "name", "phone", "role", "is_active", "is_verified", "created_at"
+        "id",
+        "email",
+        "name",
+        "phone",
+        "role",
+        "is_active",
+        "is_verified",
+        "created_at",
     }
     assert body["email"] == "ivan.petrov@example.com"
     assert body["phone"] == "+79123456789"
@@ -30,9 +37,7 @@ async def test_phone_is_stored_in_e164(client, spelling):
 
 async def test_duplicate_email_in_any_case_is_refused(client):
     user = await register(client)
-    response = await client.post(
-        "/auth/register", json=new_user_data(email=user["email"].upper())
-    )
+    response = await client.post("/auth/register", json=new_user_data(email=user["email"].upper()))
     assert response.status_code == 400
     assert response.json()["code"] == "REGISTER_USER_ALREADY_EXISTS"
 
@@ -128,7 +133,9 @@ async def test_look_alike_emails_are_refused(client, email):
     assert response.json()["detail"][0]["loc"] == ["body", "email"]
 
 
-@pytest.mark.parametrize("name", ["\u202egnp.exe", "Иван\u2066", "\u200b", " \u200b\u200d ", "\u200e"])
+@pytest.mark.parametrize(
+    "name", ["\u202egnp.exe", "Иван\u2066", "\u200b", " \u200b\u200d ", "\u200e"]
+)
 async def test_names_must_be_visible_and_without_direction_controls(client, name):
     response = await client.post("/auth/register", json=new_user_data(name=name))
     assert response.status_code == 422

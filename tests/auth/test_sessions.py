@@ -23,8 +23,13 @@ START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 def claims_of(response) -> dict:
     token = response.cookies[COOKIE_NAME]
-    return jwt.decode(token, TEST_SECRET, algorithms=["HS256"], audience=SESSION_AUDIENCE,
-                      options={"verify_exp": False})
+    return jwt.decode(
+        token,
+        TEST_SECRET,
+        algorithms=["HS256"],
+        audience=SESSION_AUDIENCE,
+        options={"verify_exp": False},
+    )
 
 
 @pytest.fixture
@@ -238,7 +243,9 @@ async def test_one_database_round_trip_per_authenticated_request(app, client, cl
         lambda c: jwt.encode(c, TEST_SECRET, algorithm="HS512"),
         lambda c: jwt.encode(c, None, algorithm="none"),
         lambda c: jwt.encode({**c, "sid": str(uuid.uuid4())}, TEST_SECRET, algorithm="HS256"),
-        lambda c: jwt.encode({k: v for k, v in c.items() if k != "sid"}, TEST_SECRET, algorithm="HS256"),
+        lambda c: jwt.encode(
+            {k: v for k, v in c.items() if k != "sid"}, TEST_SECRET, algorithm="HS256"
+        ),
         lambda c: "not.a.jwt",
     ],
     ids=["audience", "key", "alg-hs512", "alg-none", "unknown-sid", "no-sid", "garbage"],
@@ -315,7 +322,9 @@ async def test_a_shorter_lifetime_is_the_cookies_and_the_tokens(make_app, clock)
 async def test_the_lookup_survives_the_server_dropping_its_connections(app, client, database_url):
     await signed_in(client)
     assert (await client.get("/users/me")).status_code == 200  # the lookup's pool is open
-    admin = await asyncpg.connect(make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False))
+    admin = await asyncpg.connect(
+        make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
     try:
         dropped = await admin.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "

@@ -52,9 +52,7 @@ def on_terminal(terminal: str, *args: str) -> list[str]:
     return [sys.executable, "-c", ATTACH_TERMINAL, terminal, "-m", "app", *args]
 
 
-def cli_with_terminal_but_no_stdin(
-    database_url: str, *args: str
-) -> subprocess.CompletedProcess:
+def cli_with_terminal_but_no_stdin(database_url: str, *args: str) -> subprocess.CompletedProcess:
     """The CLI with a controlling terminal but stdin from /dev/null. Anything that waited
     for typing on that terminal would time out (30 s) instead of going unnoticed."""
     with pseudo_terminal() as (_, terminal):
@@ -130,8 +128,12 @@ async def test_an_account_registered_first_is_not_taken_over(app, database_url):
             attacker, email="boss@example.com", password="attacker password", name="Mallory"
         )
         result = cli(
-            database_url, "create-admin", "--email", "boss@example.com",
-            "--password", "operator password",
+            database_url,
+            "create-admin",
+            "--email",
+            "boss@example.com",
+            "--password",
+            "operator password",
         )
         assert result.returncode == 1
         assert result.stdout == ""
@@ -154,11 +156,20 @@ async def test_an_account_registered_first_is_not_taken_over(app, database_url):
 
 
 async def test_an_existing_admin_is_refused_and_keeps_its_password(app, database_url):
-    created = cli(database_url, "create-admin", "--email", "boss@example.com",
-                  "--password", "boss password 1")
+    created = cli(
+        database_url, "create-admin", "--email", "boss@example.com", "--password", "boss password 1"
+    )
     assert created.returncode == 0, created.stderr
-    again = cli(database_url, "create-admin", "--email", "boss@example.com",
-                "--password", "boss password 2", "--name", "Начальник")
+    again = cli(
+        database_url,
+        "create-admin",
+        "--email",
+        "boss@example.com",
+        "--password",
+        "boss password 2",
+        "--name",
+        "Начальник",
+    )
     assert again.returncode == 1
     reason = one_line(again.stderr)
     assert reason.startswith("error: boss@example.com is already an admin")
@@ -230,8 +241,9 @@ async def test_promote_refuses_a_password_or_details_it_would_not_set(app, datab
 
 
 async def test_create_sets_the_given_password(app, database_url):
-    result = cli(database_url, "create-admin", "--email", "Boss@Example.com",
-                 "--password", "boss password 1")
+    result = cli(
+        database_url, "create-admin", "--email", "Boss@Example.com", "--password", "boss password 1"
+    )
     assert result.returncode == 0, result.stderr
     assert one_line(result.stdout) == "boss@example.com created as admin"
     assert await login_status(app, "boss@example.com", "boss password 2") == 400
@@ -246,7 +258,10 @@ async def test_create_sets_the_given_password(app, database_url):
 
 async def test_create_asks_for_the_password_twice_on_a_terminal(app, database_url):
     status, shown = cli_on_terminal(
-        database_url, "create-admin", "--email", "boss@example.com",
+        database_url,
+        "create-admin",
+        "--email",
+        "boss@example.com",
         typed=["typed password 1", "typed password 1"],
     )
     assert status == 0, shown
@@ -258,7 +273,10 @@ async def test_create_asks_for_the_password_twice_on_a_terminal(app, database_ur
 
 async def test_create_refuses_two_different_typed_passwords(app, database_url):
     status, shown = cli_on_terminal(
-        database_url, "create-admin", "--email", "boss@example.com",
+        database_url,
+        "create-admin",
+        "--email",
+        "boss@example.com",
         typed=["typed password 1", "typed password 2"],
     )
     assert status == 2, shown
@@ -292,10 +310,14 @@ async def test_create_rejects_bad_input(app, database_url):
         (("--email", "a@example.com", "--password", "A@example.com"), "not be the email"),
         (("--email", "nope", "--password", "long enough"), "invalid email"),
         (("--email", "a@example.com", "--name", "", "--password", "long enough"), "invalid name"),
-        (("--email", "a@example.com", "--name", "a\x01b", "--password", "long enough"),
-         "invalid name"),
-        (("--email", "a@example.com", "--phone", "123", "--password", "long enough"),
-         "invalid phone"),
+        (
+            ("--email", "a@example.com", "--name", "a\x01b", "--password", "long enough"),
+            "invalid name",
+        ),
+        (
+            ("--email", "a@example.com", "--phone", "123", "--password", "long enough"),
+            "invalid phone",
+        ),
     ):
         result = cli(database_url, "create-admin", *args)
         assert result.returncode == 2, args

@@ -33,8 +33,14 @@ def start_app(tmp_path, **env: str) -> subprocess.CompletedProcess:
         ({"SECRET_KEY": " " * 40}, "SECRET_KEY must be at least 32 characters"),
         ({"SECRET_KEY": "k" * 40}, "SECRET_KEY looks typed, not generated"),
         ({"SECRET_KEY": "ab" * 20}, "SECRET_KEY looks typed, not generated"),
-        ({"SECRET_KEY": GOOD_KEY, "DATABASE_URL": "foo://bar"}, "DATABASE_URL 'foo' is not supported"),
-        ({"SECRET_KEY": GOOD_KEY, "DATABASE_URL": "nonsense"}, "DATABASE_URL is not a database URL"),
+        (
+            {"SECRET_KEY": GOOD_KEY, "DATABASE_URL": "foo://bar"},
+            "DATABASE_URL 'foo' is not supported",
+        ),
+        (
+            {"SECRET_KEY": GOOD_KEY, "DATABASE_URL": "nonsense"},
+            "DATABASE_URL is not a database URL",
+        ),
     ],
 )
 def test_the_service_refuses_to_start_without_a_good_secret(tmp_path, env, needle):

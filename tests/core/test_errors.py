@@ -34,7 +34,9 @@ async def test_validation_errors_do_not_echo_input(client):
     assert response.status_code == 422
     assert "s3cret-value-123" not in response.text
     assert {tuple(e["loc"]) for e in response.json()["detail"]} >= {
-        ("body", "email"), ("body", "name"), ("body", "phone")
+        ("body", "email"),
+        ("body", "name"),
+        ("body", "phone"),
     }
 
 
@@ -43,7 +45,9 @@ async def test_bad_input_on_authenticated_routes(client):
     for path in ("/users/me/sessions/not-a-uuid",):
         response = await client.delete(path)
         assert response.status_code == 422
-    response = await client.patch("/users/me", content=b"{", headers={"content-type": "application/json"})
+    response = await client.patch(
+        "/users/me", content=b"{", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
 
 

@@ -43,9 +43,7 @@ def make_app(make_app: Callable[..., FastAPI]) -> Callable[..., FastAPI]:
 
 def session_cookie_for(application: FastAPI) -> str:
     """A validly signed cookie naming a random user and session."""
-    token = application.state.auth.codec.encode(
-        SessionClaims(uuid.uuid4(), uuid.uuid4()), utcnow()
-    )
+    token = application.state.auth.codec.encode(SessionClaims(uuid.uuid4(), uuid.uuid4()), utcnow())
     return f"{COOKIE_NAME}={token}"
 
 

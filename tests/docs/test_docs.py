@@ -1,7 +1,6 @@
 """/docs and /redoc are served with local assets only (the schema itself: test_contract)."""
 
 import re
-from typing import Any
 
 import pytest
 

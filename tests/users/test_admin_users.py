@@ -74,7 +74,11 @@ async def test_filters(client, admin):
         ({"cursor": encoded(True)}, 400, "INVALID_CURSOR"),
         ({"cursor": encoded(1.5)}, 400, "INVALID_CURSOR"),
         ({"cursor": encoded(None)}, 400, "INVALID_CURSOR"),
-        ({"cursor": cursor_of("2024-01-01T00:00:00+00:00", str(uuid.UUID(int=0)), 1)}, 400, "INVALID_CURSOR"),
+        (
+            {"cursor": cursor_of("2024-01-01T00:00:00+00:00", str(uuid.UUID(int=0)), 1)},
+            400,
+            "INVALID_CURSOR",
+        ),
         ({"limit": 0}, 422, "VALIDATION_ERROR"),
         ({"limit": 101}, 422, "VALIDATION_ERROR"),
         ({"role": "king"}, 422, "VALIDATION_ERROR"),
@@ -157,4 +161,8 @@ async def test_bad_admin_updates_are_422(client, admin, body):
     response = await client.patch(f"/admin/users/{other['id']}", json=body)
     assert response.status_code == 422
     unchanged = (await client.get(f"/admin/users/{other['id']}")).json()
-    assert {k: unchanged[k] for k in ("role", "is_active", "email")} == {"role": "user", "is_active": True, "email": other["email"]}
+    assert {k: unchanged[k] for k in ("role", "is_active", "email")} == {
+        "role": "user",
+        "is_active": True,
+        "email": other["email"],
+    }

@@ -79,7 +79,9 @@ async def test_email_change_needs_the_current_password(client):
 async def test_a_new_email_must_be_confirmed_again(app, client):
     user = await signed_in(client)
     async with app.state.sessionmaker() as db, db.begin():
-        await db.execute(update(User).where(User.id == uuid.UUID(user["id"])).values(is_verified=True))
+        await db.execute(
+            update(User).where(User.id == uuid.UUID(user["id"])).values(is_verified=True)
+        )
     assert (await client.get("/users/me")).json()["is_verified"] is True
     response = await client.patch("/users/me", json={"name": "Только имя"})
     assert response.json()["is_verified"] is True  # other changes keep it
