@@ -10,6 +10,12 @@ written to mutants/report.md; with --write-docs it also replaces the generated b
 docs/mutation.md (between the `mutate:begin` and `mutate:end` markers).
 
 MUTANT names (globs allowed, e.g. 'app.auth.csrf*') re-test only those mutants.
+
+--retest TEST... (no mutmut run): each mutant that survived is run again, in the mutants/
+copy the last run generated, against the given test files only (copied in first), the way
+mutmut runs one (pytest with MUTANT_UNDER_TEST naming it); those that now fail are recorded
+as killed. For new tests written against survivors while the code moves on: `mutmut run`
+would regenerate the mutants from the changed code first.
 Not part of CI: a full run from scratch takes long (see docs/mutation.md).
 """
 
@@ -102,7 +108,9 @@ def commit() -> str:
         capture_output=True,
         text=True,
     ).stdout.strip()
-    return out.stdout.strip() + (" (with uncommitted changes in app/auth or app/users)" if dirty else "")
+    return out.stdout.strip() + (
+        " (with uncommitted changes in app/auth or app/users)" if dirty else ""
+    )
 
 
 def report(statuses: dict[str, str], paths: dict[str, str], with_diffs: bool) -> str:
@@ -128,15 +136,52 @@ def report(statuses: dict[str, str], paths: dict[str, str], with_diffs: bool) ->
     lines.append("`killed` counts timeouts too (the mutant made a test hang: detected).")
     unchecked = Counter(paths[n] for n, s in statuses.items() if s == "not checked")
     if unchecked:
-        lines += ["", f"Not checked yet ({sum(unchecked.values())}; `make mutate` goes on from here):", ""]
+        lines += [
+            "",
+            f"Not checked yet ({sum(unchecked.values())}; `make mutate` goes on from here):",
+            "",
+        ]
         lines += [f"- {path}: {count}" for path, count in sorted(unchecked.items())]
     alive = sorted(n for n, s in statuses.items() if s not in DETECTED | {"not checked"})
     lines += ["", f"Checked and not killed ({len(alive)}):", ""]
     for name in alive:
         lines.append(f"- `{name}`: {statuses[name]}")
         if with_diffs:
-            lines += [f"  `{line.strip()}`" for line in diff_lines(name, paths[name]) if line.strip()]
+            lines += [
+                f"  `{line.strip()}`" for line in diff_lines(name, paths[name]) if line.strip()
+            ]
     return "\n".join(lines) + "\n"
+
+
+def retest(tests: list[str]) -> None:
+    """Run surviving mutants against `tests` in mutants/; record the kills."""
+    import shutil
+
+    for test in tests:
+        target = MUTANTS / test
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / test, target)
+    for meta in sorted(MUTANTS.glob("app/**/*.py.meta")):
+        data = json.loads(meta.read_text())
+        changed = False
+        for name, code in data["exit_code_by_key"].items():
+            if STATUS.get(code) != "survived":
+                continue
+            env = os.environ | {"MUTANT_UNDER_TEST": name}
+            started = time.monotonic()
+            run = subprocess.run(
+                [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly",
+                 "-p", "no:cacheprovider", *tests],
+                cwd=MUTANTS, env=env, capture_output=True, text=True, check=False,
+            )
+            took = time.monotonic() - started
+            verdict = "killed" if run.returncode == 1 else "survived" if run.returncode == 0 else f"exit {run.returncode}"
+            print(f"{verdict:9} {took:5.1f} s  {name}", flush=True)
+            if run.returncode == 1:
+                data["exit_code_by_key"][name] = 1
+                changed = True
+        if changed:
+            meta.write_text(json.dumps(data, indent=4))
 
 
 def write_docs(text: str) -> None:
@@ -155,13 +200,21 @@ def main() -> int:
     parser.add_argument("--children", type=int, default=int(os.environ.get("MUTATE_CHILDREN", 2)))
     parser.add_argument("--report-only", action="store_true", help="no run: report the last one")
     parser.add_argument("--write-docs", action="store_true", help="update docs/mutation.md")
+    parser.add_argument("--retest", nargs="+", metavar="TEST", help="see the module docstring")
     args = parser.parse_args()
 
-    if not args.report_only:
+    if args.retest:
+        retest(args.retest)
+    elif not args.report_only:
         started = time.monotonic()
         run = subprocess.run(
-            [str(Path(sys.executable).with_name("mutmut")), "run",
-             "--max-children", str(args.children), *args.mutants],
+            [
+                str(Path(sys.executable).with_name("mutmut")),
+                "run",
+                "--max-children",
+                str(args.children),
+                *args.mutants,
+            ],
             cwd=ROOT,
             check=False,
         )

@@ -120,3 +120,10 @@ async def test_last_seen_is_written_when_a_full_minute_has_passed(app, client, c
 
 def test_a_request_no_session_authenticated_has_no_claims():
     assert current_claims(Request({"type": "http", "headers": [], "state": {}})) is None
+
+
+async def test_a_new_session_is_created_and_last_seen_at_the_same_instant(app, client):
+    await signed_in(client)  # the real clock: two reads of it would differ
+    (row,) = (await session_rows(app)).values()
+    assert row.created_at == row.last_seen_at
+    assert row.revoked_at is None
