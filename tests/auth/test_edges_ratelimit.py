@@ -1,10 +1,12 @@
 """Retry-After counts down to the moment the oldest counted attempt leaves the window."""
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 
+from app.auth.ratelimit import RateLimits
 from tests.conftest import client_for
 
 START = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
@@ -24,7 +26,10 @@ async def guess(client):
 
 async def test_retry_after_is_the_time_left_for_this_client(make_app, clock):
     app = make_app(RATE_LIMIT_LOGIN_IP="2/minute")
-    async with client_for(app, ip="198.51.100.1") as client, client_for(app, ip="198.51.100.2") as other:
+    async with (
+        client_for(app, ip="198.51.100.1") as client,
+        client_for(app, ip="198.51.100.2") as other,
+    ):
         assert (await guess(client)).status_code == 400
         clock.shift(timedelta(seconds=20))
         assert (await guess(client)).status_code == 400
@@ -41,3 +46,20 @@ async def test_retry_after_is_the_time_left_for_this_client(make_app, clock):
         assert refused.headers["Retry-After"] == "1"  # half a second, rounded up
         clock.shift(timedelta(seconds=1))
         assert (await guess(client)).status_code == 400
+
+
+async def test_nothing_is_counted_when_rate_limiting_is_off(make_app):
+    app = make_app(RATE_LIMIT_ENABLED=False, RATE_LIMIT_LOGIN_IP="1/minute")
+    async with client_for(app) as client:
+        assert [(await guess(client)).status_code for _ in range(4)] == [400] * 4
+
+
+def test_account_keys_are_keyed_fixed_size_digests(make_settings):
+    one = RateLimits(make_settings())
+    other = RateLimits(make_settings(SECRET_KEY="another-secret-" + "k" * 40))
+    key = one.account_key("anna@example.com")
+    assert len(key) == 32 and int(key, 16) >= 0
+    assert key == one.account_key("anna@example.com")
+    assert key != one.account_key("anne@example.com")
+    assert key != other.account_key("anna@example.com")  # keyed by SECRET_KEY
+    assert key != hashlib.blake2b(b"anna@example.com", digest_size=16).hexdigest()
