@@ -11,7 +11,7 @@ docs/mutation.md (between the `mutate:begin` and `mutate:end` markers).
 
 MUTANT names (globs allowed, e.g. 'app.auth.csrf*') re-test only those mutants.
 
---retest TEST... (no mutmut run): each mutant that survived is run again, in the mutants/
+--retest TEST... [--only GLOB] (no mutmut run): each mutant that survived is run again, in the mutants/
 copy the last run generated, against the given test files only (copied in first), the way
 mutmut runs one (pytest with MUTANT_UNDER_TEST naming it); those that now fail are recorded
 as killed. For new tests written against survivors while the code moves on: `mutmut run`
@@ -153,9 +153,11 @@ def report(statuses: dict[str, str], paths: dict[str, str], with_diffs: bool) ->
     return "\n".join(lines) + "\n"
 
 
-def retest(tests: list[str]) -> None:
-    """Run surviving mutants against `tests` in mutants/; record the kills."""
+def retest(tests: list[str], only: list[str]) -> None:
+    """Run surviving mutants (those matching `only`, if given) against `tests` in mutants/;
+    record the kills."""
     import shutil
+    from fnmatch import fnmatch
 
     for test in tests:
         target = MUTANTS / test
@@ -166,6 +168,8 @@ def retest(tests: list[str]) -> None:
         changed = False
         for name, code in data["exit_code_by_key"].items():
             if STATUS.get(code) != "survived":
+                continue
+            if only and not any(fnmatch(name, pattern) for pattern in only):
                 continue
             env = os.environ | {"MUTANT_UNDER_TEST": name}
             started = time.monotonic()
@@ -201,10 +205,12 @@ def main() -> int:
     parser.add_argument("--report-only", action="store_true", help="no run: report the last one")
     parser.add_argument("--write-docs", action="store_true", help="update docs/mutation.md")
     parser.add_argument("--retest", nargs="+", metavar="TEST", help="see the module docstring")
+    parser.add_argument("--only", action="append", default=[], metavar="GLOB",
+                        help="with --retest: only the survivors matching GLOB")
     args = parser.parse_args()
 
     if args.retest:
-        retest(args.retest)
+        retest(args.retest, args.only)
     elif not args.report_only:
         started = time.monotonic()
         run = subprocess.run(

@@ -127,3 +127,11 @@ async def test_a_new_session_is_created_and_last_seen_at_the_same_instant(app, c
     (row,) = (await session_rows(app)).values()
     assert row.created_at == row.last_seen_at
     assert row.revoked_at is None
+
+
+async def test_a_client_that_sends_no_user_agent_can_log_in(client):
+    user = await register(client)
+    del client.headers["user-agent"]
+    await login(client, user["email"])
+    items = (await client.get("/users/me/sessions")).json()["items"]
+    assert [item["user_agent"] for item in items] == [None]
