@@ -174,12 +174,32 @@ def retest(tests: list[str], only: list[str]) -> None:
             env = os.environ | {"MUTANT_UNDER_TEST": name}
             started = time.monotonic()
             run = subprocess.run(
-                [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly",
-                 "-p", "no:cacheprovider", *tests],
-                cwd=MUTANTS, env=env, capture_output=True, text=True, check=False,
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-x",
+                    "-q",
+                    "-p",
+                    "no:randomly",
+                    "-p",
+                    "no:cacheprovider",
+                    *tests,
+                ],
+                cwd=MUTANTS,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             took = time.monotonic() - started
-            verdict = "killed" if run.returncode == 1 else "survived" if run.returncode == 0 else f"exit {run.returncode}"
+            verdict = (
+                "killed"
+                if run.returncode == 1
+                else "survived"
+                if run.returncode == 0
+                else f"exit {run.returncode}"
+            )
             print(f"{verdict:9} {took:5.1f} s  {name}", flush=True)
             if run.returncode == 1:
                 data["exit_code_by_key"][name] = 1
@@ -205,8 +225,13 @@ def main() -> int:
     parser.add_argument("--report-only", action="store_true", help="no run: report the last one")
     parser.add_argument("--write-docs", action="store_true", help="update docs/mutation.md")
     parser.add_argument("--retest", nargs="+", metavar="TEST", help="see the module docstring")
-    parser.add_argument("--only", action="append", default=[], metavar="GLOB",
-                        help="with --retest: only the survivors matching GLOB")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="with --retest: only the survivors matching GLOB",
+    )
     args = parser.parse_args()
 
     if args.retest:

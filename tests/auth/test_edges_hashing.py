@@ -17,9 +17,13 @@ async def test_an_old_policy_hash_is_upgraded_at_login(app, client):
     user = await register(client)
     old = BcryptHasher().hash(PASSWORD)  # what an earlier policy stored
     async with app.state.sessionmaker() as db, db.begin():
-        await db.execute(update(User).where(User.email == user["email"]).values(hashed_password=old))
+        await db.execute(
+            update(User).where(User.email == user["email"]).values(hashed_password=old)
+        )
 
-    wrong = await client.post("/auth/login", data={"username": user["email"], "password": "not it at all"})
+    wrong = await client.post(
+        "/auth/login", data={"username": user["email"], "password": "not it at all"}
+    )
     assert wrong.status_code == 400
     assert await stored_hash(app, user["email"]) == old  # a wrong password upgrades nothing
 

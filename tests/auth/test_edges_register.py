@@ -19,8 +19,11 @@ async def test_the_longest_allowed_password_logs_in(client):
         ("phone", "+7 000 000-00-00", "not a valid phone number"),
         ("name", "Ivan \u202eRTL", "must not contain text-direction control characters"),
         ("name", "\u200b\u200b", "must contain at least one visible character"),
-        ("email", "\uff55@example.com",
-         "use plain characters: the address contains look-alike (compatibility) forms"),
+        (
+            "email",
+            "\uff55@example.com",
+            "use plain characters: the address contains look-alike (compatibility) forms",
+        ),
     ],
 )
 async def test_a_refused_field_says_why(client, field, value, reason):

@@ -49,8 +49,11 @@ async def test_the_session_list_is_most_recently_used_first(app, clock):
         assert len(set(seen.values())) == 5  # all different: the order is by last use alone
         # 4 (listing now), then 2, 0, 3 (used in reverse), then 1 (only its login)
         assert [rows[sid].created_at - START for sid in ids] == [
-            timedelta(minutes=4), timedelta(minutes=2), timedelta(0),
-            timedelta(minutes=3), timedelta(minutes=1),
+            timedelta(minutes=4),
+            timedelta(minutes=2),
+            timedelta(0),
+            timedelta(minutes=3),
+            timedelta(minutes=1),
         ]
     finally:
         for client in clients:

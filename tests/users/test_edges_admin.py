@@ -21,10 +21,16 @@ async def admin(app, client):
 async def test_an_unknown_user_is_a_404_that_says_so(client, admin):
     response = await client.get(f"/admin/users/{uuid.uuid4()}")
     assert response.status_code == 404
-    assert (response.json()["code"], response.json()["detail"]) == ("USER_NOT_FOUND", "No such user")
+    assert (response.json()["code"], response.json()["detail"]) == (
+        "USER_NOT_FOUND",
+        "No such user",
+    )
     response = await client.patch(f"/admin/users/{uuid.uuid4()}", json={"role": "admin"})
     assert response.status_code == 404
-    assert (response.json()["code"], response.json()["detail"]) == ("USER_NOT_FOUND", "No such user")
+    assert (response.json()["code"], response.json()["detail"]) == (
+        "USER_NOT_FOUND",
+        "No such user",
+    )
 
 
 async def test_the_search_lower_cases_what_is_typed(client, admin):
