@@ -135,7 +135,13 @@ def engine_timeouts(engine: AsyncEngine) -> DatabaseTimeouts:
     return _ENGINE_TIMEOUTS.get(engine.sync_engine, DatabaseTimeouts())
 
 
+def _unicode_lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _sqlite_pragmas(busy_timeout_ms: int, dbapi_connection: Any, _record: Any) -> None:
+    # SQLite's own lower() folds ASCII only: "Петров" would never match "петров".
+    dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -63,7 +63,7 @@ async def list_users(
             max_length=100,
             description=(
                 "Поиск по email, имени и телефону · Search in email, name and phone "
-                "(case-insensitive; on SQLite for Latin letters only)"
+                "(case-insensitive)"
             ),
         ),
         AfterValidator(_printable_or_none),

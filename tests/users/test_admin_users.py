@@ -53,6 +53,9 @@ async def test_filters(client, admin):
     assert [u["email"] for u in by_email] == ["maria@example.com"]
     by_phone = (await client.get("/admin/users", params={"q": "9991112233"})).json()["items"]
     assert [u["phone"] for u in by_phone] == ["+79991112233"]
+    await register(client, name="Иван Петров")
+    by_cyrillic = (await client.get("/admin/users", params={"q": "петров"})).json()["items"]
+    assert [u["name"] for u in by_cyrillic] == ["Иван Петров"]  # on SQLite too
     wildcard = (await client.get("/admin/users", params={"q": "%"})).json()["items"]
     assert wildcard == []
 
