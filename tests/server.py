@@ -162,3 +162,26 @@ def serve(settings: Settings, workdir: Path) -> Iterator[Served]:
         assert proc.poll() is None, f"uvicorn died during the test:\n{served.output()}"
     finally:
         stop(proc)
+
+
+_MIB = 1024 * 1024
+
+
+def send_head(port: int, header_size: int) -> tuple[bytes | None, int]:
+    """A GET whose X-Big header is `header_size` bytes, sent 1 MiB at a time; returns the
+    status line (None when the server closed without one) and how much was sent."""
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        try:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ")
+            block = b"a" * _MIB
+            while sent < header_size:
+                sent += sock.send(block[: min(_MIB, header_size - sent)])
+            sock.sendall(b"\r\n\r\n")
+        except OSError:
+            pass  # closed by the server while sending: read what it answered
+        try:
+            answer = sock.recv(4096)
+        except OSError:
+            answer = b""
+    return (answer.split(b"\r\n", 1)[0] or None), sent

@@ -5,7 +5,6 @@ the app pulls. The last ones attack a real uvicorn started with the flags of `ma
 """
 
 import json
-import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import pytest
 from app.core.bodylimit import AUTH_MAX_BODY_BYTES, MAX_HEADER_BYTES
 from app.core.config import Settings
 from tests.helpers import login, new_user_data, register
-from tests.server import Served, dockerfile_flags, make_run_flags, serve
+from tests.server import Served, dockerfile_flags, make_run_flags, send_head, serve
 
 MIB = 1024 * 1024
 
@@ -223,26 +222,6 @@ def post_big(client: httpx.Client, size: int, *, declare: bool = True) -> httpx.
     if declare:
         headers["content-length"] = str(size)  # else httpx sends it chunked
     return client.post("/auth/register", content=stream(size), headers=headers)
-
-
-def send_head(port: int, header_size: int) -> tuple[bytes | None, int]:
-    """A GET whose X-Big header is `header_size` bytes, sent 1 MiB at a time; returns the
-    status line (None when the server closed without one) and how much was sent."""
-    sent = 0
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        try:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ")
-            block = b"a" * MIB
-            while sent < header_size:
-                sent += sock.send(block[: min(MIB, header_size - sent)])
-            sock.sendall(b"\r\n\r\n")
-        except OSError:
-            pass  # closed by the server while sending: read what it answered
-        try:
-            answer = sock.recv(4096)
-        except OSError:
-            answer = b""
-    return (answer.split(b"\r\n", 1)[0] or None), sent
 
 
 def test_a_head_over_the_cap_is_refused(served):

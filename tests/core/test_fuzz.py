@@ -11,7 +11,6 @@ SQLite and, in CI, on PostgreSQL (where e.g. NUL characters in text used to be a
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ from app.core.bodylimit import MAX_HEADER_BYTES
 from app.users.schemas import REGISTRATION_EXAMPLES
 from tests.conftest import LiveServer
 from tests.helpers import new_user_data, session_cookie
-from tests.server import service_env
+from tests.server import send_head, service_env
 
 ST = Path(sys.executable).with_name("st")
 # Operations that end the fuzzer's own session; their behaviour has tests of its own.
@@ -131,21 +130,6 @@ def test_every_answer_to_an_anonymous_client_is_declared(live_server, tmp_path):
     run_schemathesis(live_server, tmp_path, MAX_EXAMPLES_ANONYMOUS)
 
 
-def send_head(port: int, header_size: int) -> bytes:
-    """A GET /healthz whose X-Big header is `header_size` bytes; the status line answered."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        try:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ")
-            sock.sendall(b"a" * header_size + b"\r\n\r\n")
-        except OSError:
-            pass  # closed by the server while sending: read what it answered
-        try:
-            answer = sock.recv(4096)
-        except OSError:
-            answer = b""
-    return answer.split(b"\r\n", 1)[0]
-
-
 def test_the_live_server_is_the_app_make_run_serves(live_server):
     """What the fuzzer and the browser tests reach: app.main:app under `make run`'s flags."""
     origin = live_server.origin
@@ -153,7 +137,8 @@ def test_the_live_server_is_the_app_make_run_serves(live_server):
     assert httpx.get(f"{origin}/openapi.json").json() == app.main.app.openapi()
     # --http app.core.bodylimit:LimitedHttpToolsProtocol: an oversized head gets 431.
     port = int(origin.rsplit(":", 1)[1])
-    assert send_head(port, 2 * MAX_HEADER_BYTES) == b"HTTP/1.1 431 Request Header Fields Too Large"
+    status, _ = send_head(port, 2 * MAX_HEADER_BYTES)
+    assert status == b"HTTP/1.1 431 Request Header Fields Too Large"
     # --no-proxy-headers: a client on 127.0.0.1 (uvicorn's default trusted proxy) cannot
     # pass itself off as another address with X-Forwarded-For.
     user = new_user_data()
