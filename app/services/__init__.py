@@ -1,0 +1,1 @@
+"""Services the domains share that are not a domain themselves (email)."""

@@ -1,0 +1,20 @@
+"""Sample data for every email template: the staff preview renders with it, and a test
+renders every template in every locale with it (a template without a sample, or a sample
+missing a variable, fails that test)."""
+
+from typing import Any
+
+SAMPLES: dict[str, dict[str, Any]] = {
+    "confirmation_code": {"name": "Анна", "code": "482915", "ttl_minutes": 10},
+    "password_reset": {
+        "name": "Анна",
+        "reset_url": "http://localhost:8000/reset-password?token=sample-token",
+        "ttl_minutes": 30,
+    },
+    "password_changed": {"name": "Анна", "changed_at": "27.11.2026 14:05 UTC"},
+    "email_changed": {
+        "name": "Анна",
+        "new_email_masked": "a***@example.com",
+        "changed_at": "27.11.2026 14:05 UTC",
+    },
+}
