@@ -1,5 +1,6 @@
 """Application factory: settings, database, auth components, middleware, routers."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,11 +13,18 @@ from app.auth.renewal import SessionRenewalMiddleware
 from app.auth.router import router as auth_router
 from app.auth.services import AuthComponents
 from app.auth.sessions_router import router as sessions_router
+from app.confirmation.router import me_router as confirmation_me_router
+from app.confirmation.router import router as confirmation_router
+from app.confirmation.service import ConfirmationPolicy
 from app.core.bodylimit import BodyLimitMiddleware
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.docs import install_docs
+from app.periodic import run_background_work
+from app.services.email.dispatcher import Dispatcher
+from app.services.email.outbox import Outbox
+from app.services.email.service import EmailService
 from app.users.router import router as users_router
 
 OPENAPI_TAGS = [
@@ -37,11 +45,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         statement_timeout=settings.DB_STATEMENT_TIMEOUT_SECONDS,
     )
     auth = AuthComponents.build(settings, engine)
+    sessionmaker = create_sessionmaker(engine)
+    email = EmailService(settings)
+    dispatcher = Dispatcher(sessionmaker, email, settings)
+    outbox = Outbox(settings.EMAIL_FROM, settings.EMAIL_LOCALE, wake=dispatcher.wake)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await close_app(app)
+        stop = asyncio.Event()
+        background = asyncio.create_task(run_background_work(app, stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await background
+            await close_app(app)
 
     app = FastAPI(
         title="Shop API",
@@ -58,8 +76,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.sessionmaker = sessionmaker
     app.state.auth = auth
+    app.state.email = email
+    app.state.outbox = outbox
+    app.state.dispatcher = dispatcher
+    app.state.confirmation = ConfirmationPolicy.from_settings(settings, outbox)
 
     install_error_handlers(app)
     # Added innermost first: renewal runs closest to the routes, CORS outermost.
@@ -77,7 +99,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     app.include_router(auth_router)
+    app.include_router(confirmation_router)
     app.include_router(users_router)
+    app.include_router(confirmation_me_router)
     app.include_router(sessions_router)
     app.include_router(admin.router)
     app.include_router(health.router)

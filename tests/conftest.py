@@ -20,6 +20,9 @@ from app.main import close_app, create_app
 from tests.db import PostgresDatabases, SqliteDatabases
 from tests.server import serve
 
+# The SMTP test server's fixtures (smtp_server, smtp_server_with_auth, silent_smtp_server).
+pytest_plugins = ["tests.smtp"]
+
 TEST_SECRET = secrets.token_urlsafe(48)
 BASE_URL = "https://shop.test"
 

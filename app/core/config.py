@@ -2,10 +2,10 @@
 
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SECRET_KEY_MIN_LENGTH = 32
@@ -17,6 +17,7 @@ SUPPORTED_DATABASES = ("sqlite+aiosqlite", "postgresql+asyncpg")
 HINTS = {
     "SECRET_KEY": "run `make env` or set it in .env",
     "DATABASE_URL": "e.g. sqlite+aiosqlite:///./app.db or postgresql+asyncpg://user:pass@host:5432/db",
+    "PUBLIC_BASE_URL": "the address users open, e.g. https://shop.example.com",
 }
 
 
@@ -70,6 +71,34 @@ class Settings(DatabaseSettings):
 
     PASSWORD_HASH_THREADS: int = Field(default=1, ge=1, le=64)
     DB_ECHO: bool = False
+
+    # Email (app/services/email). `console` writes each message to the log instead.
+    EMAIL_BACKEND: Literal["console", "smtp"] = "console"
+    SMTP_HOST: str | None = None
+    SMTP_PORT: int = Field(default=587, ge=1, le=65535)
+    SMTP_USERNAME: str | None = None
+    SMTP_PASSWORD: SecretStr | None = None
+    SMTP_STARTTLS: bool = True
+    SMTP_SSL: bool = False
+    SMTP_TIMEOUT: float = Field(default=10, gt=0, le=300)
+    EMAIL_FROM: str = Field(default="shop@example.com", max_length=320)
+    EMAIL_FROM_NAME: str = Field(default="Магазин", max_length=100)
+    EMAIL_LOCALE: Literal["ru", "en"] = "ru"
+    PUBLIC_BASE_URL: str = "http://localhost:8000"
+
+    # The outbox dispatcher (app/services/email/outbox.py).
+    OUTBOX_DISPATCHER_ENABLED: bool = True
+    OUTBOX_POLL_SECONDS: float = Field(default=5, gt=0, le=3600)
+    OUTBOX_BATCH_SIZE: int = Field(default=50, ge=1, le=1000)
+    OUTBOX_LEASE_SECONDS: float = Field(default=120, gt=0, le=86400)
+    OUTBOX_RETRY_MAX_SECONDS: float = Field(default=300, gt=0, le=86400)
+    OUTBOX_GIVE_UP_SECONDS: float = Field(default=86400, gt=0)
+
+    # Account confirmation codes (app/confirmation).
+    CONFIRMATION_CODE_TTL_SECONDS: int = Field(default=600, ge=60, le=86400)
+    CONFIRMATION_MAX_ATTEMPTS: int = Field(default=5, ge=1, le=20)
+    CONFIRMATION_RESEND_COOLDOWN_SECONDS: int = Field(default=60, ge=0, le=3600)
+    SWEEP_INTERVAL_SECONDS: float = Field(default=60, gt=0, le=86400)
 
     @field_validator("SECRET_KEY")
     @classmethod
@@ -125,14 +154,56 @@ class Settings(DatabaseSettings):
         parse(value)
         return value
 
-    @field_validator("REDIS_URL", mode="before")
+    @field_validator("REDIS_URL", "SMTP_HOST", "SMTP_USERNAME", "SMTP_PASSWORD", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return value or None
 
+    @field_validator("EMAIL_FROM")
+    @classmethod
+    def _sender_address(cls, value: str) -> str:
+        from email_validator import EmailNotValidError, validate_email  # noqa: PLC0415
+
+        try:
+            validate_email(value, check_deliverability=False, test_environment=True)
+        except EmailNotValidError:
+            raise ValueError(f"{value!r} is not an email address") from None
+        return value
+
+    @field_validator("EMAIL_FROM_NAME", "SMTP_HOST", "SMTP_USERNAME")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        # These end up in message headers and SMTP commands: no line breaks, ever.
+        if value is not None and any(c in value for c in "\r\n\x00"):
+            raise ValueError("must be one line")
+        return value
+
+    @field_validator("PUBLIC_BASE_URL")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError(f"{value!r} is not an http(s) address")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _smtp_combination(self) -> Self:
+        if self.SMTP_SSL and self.SMTP_STARTTLS:
+            raise ValueError(
+                "SMTP_SSL and SMTP_STARTTLS exclude each other: "
+                "SMTP_SSL=true for port 465, SMTP_STARTTLS=true for 587"
+            )
+        if self.EMAIL_BACKEND == "smtp" and not self.SMTP_HOST:
+            raise ValueError("SMTP_HOST is required when EMAIL_BACKEND=smtp")
+        if (self.SMTP_USERNAME is None) != (self.SMTP_PASSWORD is None):
+            raise ValueError("SMTP_USERNAME and SMTP_PASSWORD go together: set both or neither")
+        return self
+
 
 def _reason(error: Any) -> str:
-    name = ".".join(str(p) for p in error["loc"]) or "settings"
+    name = ".".join(str(p) for p in error["loc"])
+    if not name:  # a rule across settings: its message names them
+        return str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
     if error["type"] == "missing":
         message = "is required"
     elif error["type"] == "value_error":

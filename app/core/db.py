@@ -1,7 +1,7 @@
 """Engine, the request's session dependency, and the declarative base."""
 
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -185,6 +185,18 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
 
 
+_AFTER_COMMIT = "after_commit"
+
+
+def call_after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run `callback` once the request's transaction has committed (never on a rollback):
+    e.g. wake the email dispatcher for a row this transaction queued. Only the request's
+    session (get_session) runs them; elsewhere they are dropped."""
+    callbacks = session.info.setdefault(_AFTER_COMMIT, [])
+    if callback not in callbacks:
+        callbacks.append(callback)
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request; committed once when the endpoint returns, rolled back on error.
 
@@ -199,6 +211,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
         else:
             await session.commit()
+            for callback in session.info.pop(_AFTER_COMMIT, ()):
+                callback()
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

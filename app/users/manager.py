@@ -113,6 +113,13 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):  # type: ignor
             return None
         return user
 
+    async def on_after_register(self, user: User, request: Request | None = None) -> None:
+        """A new account gets its confirmation code by email, queued in the registration's
+        own transaction (see app.services.email.outbox)."""
+        if request is not None:
+            assert isinstance(self.user_db, UserDatabase)
+            await request.app.state.confirmation.issue(self.user_db.session, user)
+
     async def on_after_login(
         self, user: User, request: Request | None = None, response: Any = None
     ) -> None:

@@ -4,8 +4,9 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import Boolean, String, Uuid, false, true
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.confirmation.models import AccountConfirmation
 from app.core.clock import utcnow
 from app.core.db import Base, StrEnumType, UTCDateTime
 from app.types.enums import UserRole
@@ -16,9 +17,9 @@ class User(Base):
 
     Implements fastapi-users' user protocol (`x: UserProtocol[UUID] = User()` type-checks;
     mypy still refuses User where a class's type argument is bound by the protocol, hence
-    the `type: ignore[type-var]` beside those uses). Relationships to transactions and to the
-    account confirmation arrive with their tables (later migrations); nothing here needs
-    to change for them but a `relationship()` line each.
+    the `type: ignore[type-var]` beside those uses). Relationships load only when asked
+    (`lazy="raise"`): the session lookup reads users outside the ORM (app.auth.lookup),
+    so nothing may depend on an implicit load.
     """
 
     __tablename__ = "user"
@@ -37,6 +38,11 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     is_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    # The email confirmation (app.confirmation): the code's state; is_verified is the result.
+    account_confirmation_status: Mapped[AccountConfirmation | None] = relationship(
+        lazy="raise", uselist=False, passive_deletes=True
+    )
 
     @property
     def is_superuser(self) -> bool:

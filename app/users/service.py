@@ -8,9 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import sessions
 from app.auth.strategy import current_claims
+from app.core.clock import utcnow
 from app.core.cursor import CreatedCursor
 from app.core.errors import DomainError, NotFound
 from app.types.enums import UserRole
+from app.users import notices
 from app.users.manager import UserManager
 from app.users.models import User
 from app.users.schemas import AdminUserUpdate, UserUpdate
@@ -63,10 +65,27 @@ async def update_me(
     if not changes:
         return user
     password_changed = "password" in changes
-    updated = await manager._update(user, changes)
+    old_email = user.email
+    updated = await manager._update(user, changes)  # a new email also unverifies (fastapi-users)
+    now = utcnow()
+    outbox = request.app.state.outbox
     if password_changed:
         claims = current_claims(request)
         await sessions.revoke_user_sessions(db, user.id, keep=claims.session_id if claims else None)
+        notices.password_changed(
+            outbox, db, to=old_email, name=updated.name, user_id=user.id, at=now
+        )
+    if updated.email != old_email:
+        await request.app.state.confirmation.issue(db, updated)
+        notices.email_changed(
+            outbox,
+            db,
+            old_address=old_email,
+            new_address=updated.email,
+            name=updated.name,
+            user_id=user.id,
+            at=now,
+        )
     await manager.on_after_update(updated, changes, request)
     return updated
 

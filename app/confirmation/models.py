@@ -1,0 +1,43 @@
+"""The `account_confirmation` table: one row per user, the live code's digest and state."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String, and_, case, false
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.core.clock import utcnow
+from app.core.db import Base, UTCDateTime
+
+
+class AccountConfirmation(Base):
+    """`confirmation_status`: true once confirmed; null (pending) while a live code awaits
+    entry; false once `expires_at` passed unconfirmed or the code was burned by wrong
+    entries. Read it through `effective_status` / `status_expression`, which apply expiry
+    at read time; the sweep writes the same false into the rows later."""
+
+    __tablename__ = "account_confirmation"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("user.id", ondelete="CASCADE"), primary_key=True
+    )
+    # HMAC-SHA256 (hex) of the code, keyed by SECRET_KEY and bound to the user; never the code.
+    confirmation_code: Mapped[str] = mapped_column(String(64))
+    confirmation_status: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # wrong entries of this code
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # resend cooldown
+
+    def effective_status(self, now: datetime) -> bool | None:
+        if self.confirmation_status is None and self.expires_at <= now:
+            return False
+        return self.confirmation_status
+
+    @classmethod
+    def status_expression(cls, now: datetime) -> ColumnElement[bool | None]:
+        """The same rule as effective_status, in SQL (for queries that filter or list)."""
+        return case(
+            (and_(cls.confirmation_status.is_(None), cls.expires_at <= now), false()),
+            else_=cls.confirmation_status,
+        )

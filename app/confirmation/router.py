@@ -1,0 +1,97 @@
+"""/auth/confirm, /auth/confirm/resend and /users/me/confirmation."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Request, Response, status
+
+from app.auth.deps import CurrentUser, UserManagerDep
+from app.confirmation import service
+from app.confirmation.schemas import (
+    CONFIRM_EXAMPLES,
+    RESEND_EXAMPLES,
+    ConfirmationState,
+    ConfirmRequest,
+    ResendRequest,
+)
+from app.confirmation.service import ConfirmationPolicy, Outcome
+from app.core.db import SessionDep
+from app.core.openapi import error_responses
+
+router = APIRouter(prefix="/auth/confirm", tags=["auth"])
+me_router = APIRouter(prefix="/users/me", tags=["users"])
+
+
+def _policy(request: Request) -> ConfirmationPolicy:
+    return request.app.state.confirmation
+
+
+@router.post(
+    "",
+    response_model=ConfirmationState,
+    summary="Подтвердить email кодом · Confirm the email with the code",
+    description=(
+        "Вход не нужен. Код из 6 цифр живёт 10 минут; после 5 неверных попыток он "
+        "перестаёт действовать — запросите новый. Ответ не зависит от того, есть ли такой "
+        "аккаунт. No login needed. The 6-digit code lives 10 minutes and dies after 5 wrong "
+        "entries. A wrong code, or an email with no account, answers "
+        "`CONFIRMATION_CODE_INVALID`; only the right code tells that it expired, was used "
+        "or was burned."
+    ),
+    responses=error_responses(
+        *(error.code for error in service.ERRORS.values()),
+    ),
+)
+async def confirm(
+    request: Request,
+    body: Annotated[ConfirmRequest, Body(openapi_examples=CONFIRM_EXAMPLES)],
+    manager: UserManagerDep,
+    db: SessionDep,
+) -> ConfirmationState:
+    user = await manager.user_db.get_by_email(body.email)
+    outcome = await _policy(request).confirm(db, user, body.code)
+    if outcome is not Outcome.CONFIRMED:
+        # The wrong entry was counted: keep that count although the answer is an error
+        # (the session dependency rolls back on errors).
+        await db.commit()
+        raise service.ERRORS[outcome]()
+    return ConfirmationState(confirmation_status=True)
+
+
+@router.post(
+    "/resend",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,
+    summary="Прислать код ещё раз · Send a new code",
+    description=(
+        "Всегда 202. Новый код уходит, только если аккаунт есть и ещё не подтверждён, и не "
+        "чаще раза в минуту; старый код перестаёт действовать. Always 202: a new code goes "
+        "only to an existing unconfirmed account, at most once a minute; it replaces the "
+        "old code."
+    ),
+    responses={202: {"description": "Принято · Accepted"}},
+)
+async def resend(
+    request: Request,
+    body: Annotated[ResendRequest, Body(openapi_examples=RESEND_EXAMPLES)],
+    manager: UserManagerDep,
+    db: SessionDep,
+) -> Response:
+    user = await manager.user_db.get_by_email(body.email)
+    if user is not None and user.is_active and not user.is_verified:
+        await _policy(request).issue(db, user, respect_cooldown=True)
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@me_router.get(
+    "/confirmation",
+    response_model=ConfirmationState,
+    summary="Статус подтверждения email · My email confirmation status",
+    description=(
+        "Статус с учётом срока кода: истёкший код сразу даёт false. The status with expiry "
+        "applied: an expired code reads false at once."
+    ),
+    responses=error_responses("UNAUTHORIZED"),
+)
+async def my_confirmation(user: CurrentUser, db: SessionDep) -> ConfirmationState:
+    confirmation_status, expires_at = await service.status_of(db, user)
+    return ConfirmationState(confirmation_status=confirmation_status, expires_at=expires_at)

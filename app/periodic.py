@@ -1,0 +1,34 @@
+"""Work the app does beside requests, started and stopped by the lifespan: the email
+outbox dispatcher and the sweep of expired confirmation codes. Both also run from the
+CLI (`python -m app outbox run`, `python -m app sweep`) for deployments that turn them
+off here (OUTBOX_DISPATCHER_ENABLED=false)."""
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import FastAPI
+
+from app.confirmation import service as confirmation
+
+logger = logging.getLogger("app.periodic")
+
+
+async def sweep_forever(app: FastAPI, stop: asyncio.Event) -> None:
+    interval = app.state.settings.SWEEP_INTERVAL_SECONDS
+    while not stop.is_set():
+        try:
+            async with app.state.sessionmaker.begin() as db:
+                await confirmation.sweep(db)
+        except Exception:
+            logger.exception("confirmation sweep failed; retrying at the next interval")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+async def run_background_work(app: FastAPI, stop: asyncio.Event) -> None:
+    """Run until `stop` is set; each loop logs its own failures and goes on."""
+    tasks = [sweep_forever(app, stop)]
+    if app.state.settings.OUTBOX_DISPATCHER_ENABLED:
+        tasks.append(app.state.dispatcher.run_forever(stop))
+    await asyncio.gather(*tasks)

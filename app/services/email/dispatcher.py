@@ -1,0 +1,261 @@
+"""The outbox dispatcher: claims due rows of `email_outbox`, renders and sends them.
+
+It runs inside the app (the lifespan starts it; a request that queues email wakes it at
+once, otherwise it polls every OUTBOX_POLL_SECONDS) and as `python -m app outbox run`
+for deployments that want a separate worker. Any number may run over one database:
+
+- Claiming is one UPDATE of up to OUTBOX_BATCH_SIZE due rows that sets a lease and a
+  claim token; on PostgreSQL the rows are picked `FOR UPDATE SKIP LOCKED`, so two
+  dispatchers never claim the same row; SQLite runs one writer at a time. A dispatcher
+  that dies mid-batch leaves its rows claimable again once the lease (OUTBOX_LEASE_SECONDS)
+  has passed. A dispatcher whose lease is about to run out stops sending and releases
+  the rest, so no one else can claim a row it is still sending.
+- Each result is recorded right after its send, and only while the claim is still the
+  dispatcher's own (claim_token): a row is sent once, unless the process dies between the
+  SMTP server's reply and that record (the one window any outbox has).
+- A temporary failure (refused connection, timeout, 4xx) defers the row and the rest of
+  the batch (the server is probably unwell) with a backoff of 2, 4, 8 … seconds capped at
+  OUTBOX_RETRY_MAX_SECONDS; after OUTBOX_GIVE_UP_SECONDS from queueing the row fails with
+  its last error. A permanent failure (5xx, a template that cannot render) fails the row
+  at once.
+"""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.clock import utcnow
+from app.core.config import Settings
+from app.services.email.outbox import ERROR_MAX_LENGTH, OutboxMessage, OutboxState
+from app.services.email.sender import DeliveryError, OutgoingEmail
+from app.services.email.service import EmailService
+
+logger = logging.getLogger("app.email.outbox")
+
+RETRY_BASE_SECONDS = 2.0
+
+
+def retry_delay(attempts: int, cap: float) -> float:
+    """Seconds to wait after the `attempts`-th failed try: 2, 4, 8 … up to `cap`."""
+    return min(cap, RETRY_BASE_SECONDS * 2 ** min(max(attempts, 1) - 1, 30))
+
+
+@dataclass(slots=True)
+class DispatchResult:
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    released: int = 0
+
+
+@dataclass
+class Dispatcher:
+    sessionmaker: async_sessionmaker[AsyncSession]
+    service: EmailService
+    settings: Settings
+    clock: Callable[[], datetime] = utcnow
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+
+    def wake(self) -> None:
+        """Ask for a run now (called after a request commits queued email)."""
+        self._wake.set()
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set. A database or template error is logged and the loop
+        goes on at the next poll; it never ends the loop."""
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                result = await self.run_once()
+            except Exception:
+                logger.exception("email outbox: dispatch failed; retrying at the next poll")
+                result = DispatchResult()
+            if result.claimed >= self.settings.OUTBOX_BATCH_SIZE and not result.deferred:
+                continue  # more may be due right now
+            await _wait_any(stop, self._wake, self.settings.OUTBOX_POLL_SECONDS)
+
+    async def run_once(self) -> DispatchResult:
+        """Claim one batch of due rows and deliver it."""
+        token = uuid.uuid4()
+        rows = await self._claim(token)
+        result = DispatchResult(claimed=len(rows))
+        if not rows:
+            return result
+        lease_end = self.clock() + timedelta(seconds=self.settings.OUTBOX_LEASE_SECONDS)
+        # Stop before a send could outlast the lease (a send takes at most ~2 timeouts).
+        deadline = lease_end - timedelta(seconds=2 * self.settings.SMTP_TIMEOUT + 1)
+        # Rendering is CPU work: one trip to a thread for the batch, off the event loop.
+        composed = await asyncio.to_thread(self._compose_all, rows)
+        pending = list(rows)
+        async with self.service.connect() as sender:
+            while pending:
+                if self.clock() >= deadline:
+                    break
+                row = pending.pop(0)
+                email = composed[row.id]
+                if isinstance(email, Exception):  # a template bug: retrying cannot help
+                    await self._fail(row.id, token, f"render: {type(email).__name__}: {email}")
+                    result.failed += 1
+                    continue
+                try:
+                    await sender.send(email)
+                except DeliveryError as exc:
+                    if exc.permanent:
+                        await self._fail(row.id, token, str(exc))
+                        result.failed += 1
+                        continue
+                    # The server is unwell: this row and the rest wait for the backoff.
+                    for deferred in [row, *pending]:
+                        await self._defer(deferred, token, str(exc))
+                    result.deferred += 1 + len(pending)
+                    pending = []
+                    break
+                await self._sent(row.id, token)
+                result.sent += 1
+        if pending:
+            await self._release([r.id for r in pending], token)
+            result.released = len(pending)
+        if result.failed or result.deferred:
+            logger.warning(
+                "email outbox: %d sent, %d deferred, %d failed",
+                result.sent,
+                result.deferred,
+                result.failed,
+            )
+        return result
+
+    def _compose_all(self, rows: list[Any]) -> dict[int, OutgoingEmail | Exception]:
+        composed: dict[int, OutgoingEmail | Exception] = {}
+        for row in rows:
+            try:
+                composed[row.id] = self.service.compose(
+                    to=row.to_address,
+                    template=row.template,
+                    locale=row.locale,
+                    data=row.data,
+                    message_id=row.message_id,
+                    date=self.clock(),
+                )
+            except Exception as exc:
+                logger.exception("email outbox: row %s cannot be rendered", row.id)
+                composed[row.id] = exc
+        return composed
+
+    async def _claim(self, token: uuid.UUID) -> list[Any]:
+        now = self.clock()
+        due = (
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.state == OutboxState.PENDING,
+                OutboxMessage.next_attempt_at <= now,
+                or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
+            )
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(self.settings.OUTBOX_BATCH_SIZE)
+            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has one writer anyway
+        )
+        claim = (
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(due.scalar_subquery()))
+            .values(
+                lease_until=now + timedelta(seconds=self.settings.OUTBOX_LEASE_SECONDS),
+                claim_token=token,
+            )
+            .returning(
+                OutboxMessage.id,
+                OutboxMessage.message_id,
+                OutboxMessage.to_address,
+                OutboxMessage.template,
+                OutboxMessage.locale,
+                OutboxMessage.data,
+                OutboxMessage.attempts,
+                OutboxMessage.created_at,
+            )
+        )
+        async with self.sessionmaker.begin() as db:
+            rows = list((await db.execute(claim)).all())
+        rows.sort(key=lambda r: r.id)
+        return rows
+
+    async def _finish(self, row_id: int, token: uuid.UUID, **values: object) -> None:
+        """Record a result, only while the claim is still ours."""
+        async with self.sessionmaker.begin() as db:
+            await db.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id, OutboxMessage.claim_token == token)
+                .values(lease_until=None, claim_token=None, **values)
+            )
+
+    async def _sent(self, row_id: int, token: uuid.UUID) -> None:
+        await self._finish(
+            row_id,
+            token,
+            state=OutboxState.SENT,
+            sent_at=self.clock(),
+            attempts=OutboxMessage.attempts + 1,
+            data={},  # the secret (code, link) is no longer needed
+            last_error=None,
+        )
+
+    async def _fail(self, row_id: int, token: uuid.UUID, error: str) -> None:
+        await self._finish(
+            row_id,
+            token,
+            state=OutboxState.FAILED,
+            attempts=OutboxMessage.attempts + 1,
+            data={},
+            last_error=_bounded(error),
+        )
+
+    async def _defer(self, row: Any, token: uuid.UUID, error: str) -> None:
+        attempts = row.attempts + 1
+        now = self.clock()
+        if (now - row.created_at).total_seconds() >= self.settings.OUTBOX_GIVE_UP_SECONDS:
+            await self._fail(row.id, token, f"gave up after {attempts} attempts: {error}")
+            return
+        delay = retry_delay(attempts, self.settings.OUTBOX_RETRY_MAX_SECONDS)
+        await self._finish(
+            row.id,
+            token,
+            attempts=attempts,
+            next_attempt_at=now + timedelta(seconds=delay),
+            last_error=_bounded(error),
+        )
+
+    async def _release(self, row_ids: list[int], token: uuid.UUID) -> None:
+        async with self.sessionmaker.begin() as db:
+            await db.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(row_ids), OutboxMessage.claim_token == token)
+                .values(lease_until=None, claim_token=None)
+            )
+
+
+async def outbox_counts(db: AsyncSession) -> dict[str, int]:
+    """Rows by state (for `python -m app outbox status` and the health of the queue)."""
+    rows = await db.execute(select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state))
+    counts = {state.value: 0 for state in OutboxState}
+    counts.update({state.value: n for state, n in rows.all()})
+    return counts
+
+
+def _bounded(error: str) -> str:
+    line = " ".join(error.split())
+    return line[:ERROR_MAX_LENGTH]
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())}
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -1,0 +1,108 @@
+"""The email outbox: every email the product sends is first a row in `email_outbox`.
+
+Why a table rather than a broker (or sending inside the request): the row is written in
+the same database transaction as the change that causes the email (a registration, a new
+code, a password reset), so the two commit or roll back together. A crash can never leave
+a registered user without their confirmation email, nor send an email for a registration
+that rolled back; and an SMTP server that is down costs the request nothing — the
+dispatcher (app.services.email.dispatcher) delivers the row when the server is back. A
+broker would be a second system that has to agree with the database; this needs none.
+
+The row holds what the template needs (`data`), not the rendered message: rendering is
+the dispatcher's CPU work, off the request. The data may hold a secret (a confirmation
+code, a reset link), so it is erased once the row is sent or has failed.
+"""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.clock import utcnow
+from app.core.db import Base, StrEnumType, UTCDateTime, call_after_commit
+
+# Header and SMTP-command fields are bounded before they are stored.
+ADDRESS_MAX_LENGTH = 320
+ERROR_MAX_LENGTH = 500
+
+
+class OutboxState(StrEnum):
+    PENDING = "pending"  # waiting to be sent (claimed while `lease_until` is in the future)
+    SENT = "sent"  # handed to the SMTP server
+    FAILED = "failed"  # refused for good (5xx) or given up after OUTBOX_GIVE_UP_SECONDS
+
+
+class OutboxMessage(Base):
+    __tablename__ = "email_outbox"
+    __table_args__ = (Index("ix_email_outbox_due", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # Fixed when queued, so a retry after a lost reply carries the same Message-ID.
+    message_id: Mapped[str] = mapped_column(String(255))
+    to_address: Mapped[str] = mapped_column(String(ADDRESS_MAX_LENGTH))
+    template: Mapped[str] = mapped_column(String(64))
+    locale: Mapped[str] = mapped_column(String(8))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The account it concerns, if any (for support: "what did we send this user?").
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("user.id", ondelete="SET NULL"), index=True, default=None
+    )
+    state: Mapped[OutboxState] = mapped_column(
+        StrEnumType(OutboxState), default=OutboxState.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A dispatcher's claim: the row is theirs until lease_until; then anyone's again.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    claim_token: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_error: Mapped[str | None] = mapped_column(String(ERROR_MAX_LENGTH), default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Outbox:
+    """Queues emails in the caller's transaction. One per app (`app.state.outbox`);
+    `wake` tells the app's dispatcher that a request committed new rows."""
+
+    sender_address: str
+    default_locale: str
+    wake: Callable[[], None] = lambda: None
+
+    def add(
+        self,
+        db: AsyncSession,
+        *,
+        to: str,
+        template: str,
+        data: dict[str, Any],
+        locale: str | None = None,
+        user_id: uuid.UUID | None = None,
+    ) -> OutboxMessage:
+        """Queue one email; it leaves only if the caller's transaction commits."""
+        from app.services.email.sender import new_message_id  # noqa: PLC0415  (light import)
+
+        if len(to) > ADDRESS_MAX_LENGTH:
+            raise ValueError("recipient address too long")
+        now = utcnow()
+        row = OutboxMessage(
+            message_id=new_message_id(self.sender_address),
+            to_address=to,
+            template=template,
+            locale=locale or self.default_locale,
+            data=data,
+            user_id=user_id,
+            state=OutboxState.PENDING,
+            attempts=0,
+            created_at=now,
+            next_attempt_at=now,
+        )
+        db.add(row)
+        call_after_commit(db, self.wake)
+        return row
