@@ -244,9 +244,13 @@ class SMTPSender:
         if isinstance(error, aiosmtplib.SMTPResponseException):
             # A reply from the server: 4xx try again later, 5xx never (535: bad login).
             return self._by_code(error.code, f"SMTP {where} replied {self._describe(error)}")
-        # No usable reply: refused or dropped connection, timeout, TLS failure, or a feature
-        # the server lacks (SMTPNotSupported: a setting to fix, then the messages can go).
-        return TemporaryDeliveryError(f"SMTP {where} unreachable: {self._describe(error)}")
+        if isinstance(error, aiosmtplib.SMTPException | OSError | TimeoutError):
+            # No usable reply: refused or dropped connection, timeout, TLS failure, or a
+            # feature the server lacks (SMTPNotSupported: a setting to fix, then mail goes).
+            return TemporaryDeliveryError(f"SMTP {where} unreachable: {self._describe(error)}")
+        # The message itself could not be built (the backend builds the MIME as it sends):
+        # it would fail the same way every time.
+        return PermanentDeliveryError(f"message not sendable: {self._describe(error)}")
 
 
 def _looks_like_address(value: str) -> bool:
