@@ -1,8 +1,11 @@
 """A real SMTP server for tests (aiosmtpd on a free 127.0.0.1 port), and its fixtures.
 
-Use it from any test module by importing the fixtures:
+The fixtures (`smtp_server`, `smtp_server_with_auth`, `silent_smtp_server`) reach every
+test once tests/conftest.py says `pytest_plugins = ("tests.smtp",)`. Until then a module
+binds them itself (an import would be flagged by ruff, F811, where a test takes it):
 
-    from tests.smtp import silent_smtp_server, smtp_server  # noqa: F401  (fixtures)
+    from tests import smtp
+    smtp_server = smtp.smtp_server
 
     async def test_it_arrives(smtp_server, make_settings):
         settings = make_settings(**smtp_server.settings_values())  # or settings_for(smtp_server)

@@ -272,3 +272,10 @@ async def test_sends_from_concurrent_batches_do_not_mix(smtp_server):
     assert smtp_server.connections == 3
     received = sorted(rcpt for e in smtp_server.envelopes for rcpt in e.rcpt_tos)
     assert received == sorted(f"b{n}-{i}@example.com" for n in range(3) for i in range(3))
+
+
+async def test_starttls_required_but_not_offered_sends_nothing_in_clear(smtp_server):
+    service = EmailService(settings_for(smtp_server, SMTP_STARTTLS=True))
+    with pytest.raises(TemporaryDeliveryError, match="STARTTLS"):
+        await send(service, compose(service))
+    assert smtp_server.messages == [] and smtp_server.envelopes == []
