@@ -1,11 +1,8 @@
 """A real SMTP server for tests (aiosmtpd on a free 127.0.0.1 port), and its fixtures.
 
 The fixtures (`smtp_server`, `smtp_server_with_auth`, `silent_smtp_server`) reach every
-test once tests/conftest.py says `pytest_plugins = ("tests.smtp",)`. Until then a module
-binds them itself (an import would be flagged by ruff, F811, where a test takes it):
-
-    from tests import smtp
-    smtp_server = smtp.smtp_server
+test: tests/conftest.py registers this module (`pytest_plugins`). Take them as arguments;
+don't import them (ruff flags an imported fixture taken as an argument, F811):
 
     async def test_it_arrives(smtp_server, make_settings):
         settings = make_settings(**smtp_server.settings_values())  # or settings_for(smtp_server)

@@ -19,13 +19,7 @@ from app.services.email.sender import (
     TemporaryDeliveryError,
 )
 from app.services.email.service import EmailService
-from tests import smtp
 from tests.smtp import settings_for
-
-# The SMTP server fixtures, where pytest looks for them (tests/smtp.py says how to use them).
-smtp_server = smtp.smtp_server
-smtp_server_with_auth = smtp.smtp_server_with_auth
-silent_smtp_server = smtp.silent_smtp_server
 
 DATE = datetime(2026, 11, 27, 14, 5, 9, tzinfo=UTC)
 FROM_NAME = "Магазин «Ромашка»"
