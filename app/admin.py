@@ -4,6 +4,7 @@ from fastapi import APIRouter, Depends
 
 from app.auth.deps import ADMIN_ROLE_REQUIRED, require_admin
 from app.core.openapi import error_responses
+from app.services.email import preview as email_preview
 from app.users.admin import router as users_admin_router
 
 router = APIRouter(
@@ -12,3 +13,4 @@ router = APIRouter(
     responses=error_responses("UNAUTHORIZED", ADMIN_ROLE_REQUIRED.code),
 )
 router.include_router(users_admin_router)
+router.include_router(email_preview.router)

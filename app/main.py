@@ -32,6 +32,7 @@ OPENAPI_TAGS = [
     {"name": "users", "description": "Мой аккаунт · My account"},
     {"name": "sessions", "description": "Мои сеансы · My sessions"},
     {"name": "admin: users", "description": "Пользователи (для персонала) · Users (staff)"},
+    {"name": "admin: emails", "description": "Письма (для персонала) · Emails (staff)"},
     {"name": "health", "description": "Проверки работоспособности · Health probes"},
 ]
 

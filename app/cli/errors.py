@@ -15,6 +15,7 @@ DEFINING_MODULES = (
     "app.auth.csrf",
     "app.auth.router",
     "app.auth.sessions_router",
+    "app.confirmation.service",
     "app.admin",
     "app.health",
     "app.users.router",

@@ -46,10 +46,18 @@ CONFIRM_EXAMPLES: dict[str, dict[str, Any]] = {
         "summary": "Код из письма · The code from the email",
         "value": {"email": "ivan@example.com", "code": "482915"},
     },
+    "copied": {
+        "summary": "Код, скопированный с пробелами · A code pasted with spaces around it",
+        "value": {"email": "anna@example.com", "code": " 073146 "},
+    },
 }
 RESEND_EXAMPLES: dict[str, dict[str, Any]] = {
     "resend": {
         "summary": "Прислать код ещё раз · Send the code again",
         "value": {"email": "ivan@example.com"},
+    },
+    "other": {
+        "summary": "Другой аккаунт · Another account",
+        "value": {"email": "anna@example.com"},
     },
 }
