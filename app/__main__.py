@@ -5,6 +5,8 @@
     python -m app seed --demo [--force]
     python -m app check-config
     python -m app errors
+    python -m app outbox run [--once] | status
+    python -m app sweep
 
 Each command is a module in app/cli (its behaviour is described there); adding one is a
 module with a `COMMAND` and an entry in COMMANDS below. Settings come from the environment
@@ -18,10 +20,17 @@ import argparse
 import io
 import sys
 
-from app.cli import admin, check, errors, seed
+from app.cli import admin, check, errors, outbox, seed, sweep
 from app.cli.common import Command, CommandError
 
-COMMANDS: tuple[Command, ...] = (admin.COMMAND, seed.COMMAND, check.COMMAND, errors.COMMAND)
+COMMANDS: tuple[Command, ...] = (
+    admin.COMMAND,
+    seed.COMMAND,
+    check.COMMAND,
+    errors.COMMAND,
+    outbox.COMMAND,
+    sweep.COMMAND,
+)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import get_settings
 from app.core.db import create_engine, create_sessionmaker
@@ -57,10 +57,9 @@ def validated(model: type[M], **values: object) -> M:
 
 
 @asynccontextmanager
-async def transaction() -> AsyncIterator[AsyncSession]:
-    """A session on the configured database (with the service's timeouts), committed when
-    the block ends without an exception and rolled back otherwise. Settings errors exit with
-    their one-line reason."""
+async def database() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the configured database, with the service's timeouts; the engine is
+    disposed when the block ends. Settings errors exit with their one-line reason."""
     settings = get_settings()
     engine = create_engine(
         settings.DATABASE_URL,
@@ -68,10 +67,17 @@ async def transaction() -> AsyncIterator[AsyncSession]:
         statement_timeout=settings.DB_STATEMENT_TIMEOUT_SECONDS,
     )
     try:
-        async with create_sessionmaker(engine)() as db, db.begin():
-            yield db
+        yield create_sessionmaker(engine)
     finally:
         await engine.dispose()
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[AsyncSession]:
+    """One session, committed when the block ends without an exception and rolled back
+    otherwise."""
+    async with database() as sessionmaker, sessionmaker() as db, db.begin():
+        yield db
 
 
 async def find_user(db: AsyncSession, email: str) -> User | None:

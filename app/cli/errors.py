@@ -14,6 +14,7 @@ from app.cli.common import Command
 DEFINING_MODULES = (
     "app.auth.csrf",
     "app.auth.router",
+    "app.auth.reset_router",
     "app.auth.sessions_router",
     "app.confirmation.service",
     "app.admin",
