@@ -229,3 +229,38 @@ async def test_a_rolled_back_transaction_queues_nothing(app):
         assert len((await db.scalars(select(OutboxMessage))).all()) == 1
         await db.rollback()
     assert await rows(app) == []
+
+
+async def test_a_4xx_defers_that_message_alone_an_unreachable_server_the_batch(
+    make_app, make_settings, smtp_server
+):
+    app = make_app(make_settings(**smtp_server.settings_values()))
+    async with app.state.sessionmaker.begin() as db:
+        for n in range(3):
+            app.state.outbox.add(
+                db,
+                to=f"u{n}@example.com",
+                template="password_changed",
+                data={"name": "Анна", "changed_at": "x"},
+            )
+    smtp_server.fail_next(1, "452 4.2.2 Mailbox full")
+    result = await app.state.dispatcher.run_once()
+    assert (result.sent, result.deferred) == (2, 1)
+    states = [(r.to_address, r.state) for r in await rows(app)]
+    assert states == [
+        ("u0@example.com", OutboxState.PENDING),
+        ("u1@example.com", OutboxState.SENT),
+        ("u2@example.com", OutboxState.SENT),
+    ]
+
+    async with app.state.sessionmaker.begin() as db:
+        for n in range(3, 6):
+            app.state.outbox.add(
+                db,
+                to=f"u{n}@example.com",
+                template="password_changed",
+                data={"name": "Анна", "changed_at": "x"},
+            )
+    smtp_server.stop()
+    result = await app.state.dispatcher.run_once()
+    assert (result.claimed, result.deferred, result.sent) == (3, 3, 0)  # u0 is not due yet

@@ -13,9 +13,9 @@ for deployments that want a separate worker. Any number may run over one databas
 - Each result is recorded right after its send, and only while the claim is still the
   dispatcher's own (claim_token): a row is sent once, unless the process dies between the
   SMTP server's reply and that record (the one window any outbox has).
-- A temporary failure (refused connection, timeout, 4xx) defers the row and the rest of
-  the batch (the server is probably unwell) with a backoff of 2, 4, 8 … seconds capped at
-  OUTBOX_RETRY_MAX_SECONDS; after OUTBOX_GIVE_UP_SECONDS from queueing the row fails with
+- A temporary failure defers the row with a backoff of 2, 4, 8 … seconds capped at
+  OUTBOX_RETRY_MAX_SECONDS: a 4xx reply that row alone, an unreachable server (refused
+  connection, timeout) the rest of the batch too; after OUTBOX_GIVE_UP_SECONDS from queueing the row fails with
   its last error. A permanent failure (5xx, a template that cannot render) fails the row
   at once.
 """
@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.clock import utcnow
 from app.core.config import Settings
 from app.services.email.outbox import ERROR_MAX_LENGTH, OutboxMessage, OutboxState
-from app.services.email.sender import DeliveryError, OutgoingEmail
+from app.services.email.sender import DeliveryError, OutgoingEmail, ServerUnreachable
 from app.services.email.service import EmailService
 
 logger = logging.getLogger("app.email.outbox")
@@ -112,12 +112,16 @@ class Dispatcher:
                         await self._fail(row.id, token, str(exc))
                         result.failed += 1
                         continue
-                    # The server is unwell: this row and the rest wait for the backoff.
-                    for deferred in [row, *pending]:
-                        await self._defer(deferred, token, str(exc))
-                    result.deferred += 1 + len(pending)
-                    pending = []
-                    break
+                    # A 4xx for this message (greylisting, a full mailbox) defers it alone;
+                    # an unreachable server defers the rest of the batch with it.
+                    deferred = [row, *pending] if isinstance(exc, ServerUnreachable) else [row]
+                    for item in deferred:
+                        await self._defer(item, token, str(exc))
+                    result.deferred += len(deferred)
+                    if isinstance(exc, ServerUnreachable):
+                        pending = []
+                        break
+                    continue
                 await self._sent(row.id, token)
                 result.sent += 1
         if pending:

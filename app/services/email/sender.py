@@ -57,6 +57,11 @@ class TemporaryDeliveryError(DeliveryError):
     permanent = False
 
 
+class ServerUnreachable(TemporaryDeliveryError):
+    """No usable reply at all (refused or dropped connection, timeout, TLS failure): the
+    next messages of the batch would fail the same way."""
+
+
 class PermanentDeliveryError(DeliveryError):
     """Retrying cannot help: a 5xx reply (a refused recipient, failed authentication)."""
 
@@ -247,7 +252,7 @@ class SMTPSender:
         if isinstance(error, aiosmtplib.SMTPException | OSError | TimeoutError):
             # No usable reply: refused or dropped connection, timeout, TLS failure, or a
             # feature the server lacks (SMTPNotSupported: a setting to fix, then mail goes).
-            return TemporaryDeliveryError(f"SMTP {where} unreachable: {self._describe(error)}")
+            return ServerUnreachable(f"SMTP {where} unreachable: {self._describe(error)}")
         # The message itself could not be built (the backend builds the MIME as it sends):
         # it would fail the same way every time.
         return PermanentDeliveryError(f"message not sendable: {self._describe(error)}")
