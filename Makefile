@@ -56,6 +56,7 @@ mutate: install
 
 bench: install
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.outbox
 
 admin: migrate
 	$(BIN)/python -m app create-admin --email "$(EMAIL)"
