@@ -16,6 +16,7 @@ What a test can do with the server (`SMTPTestServer`):
 - `fail_next(2, "451 4.3.0 Try again later")`: the next 2 DATA commands get that reply
   (`command="RCPT"` for recipients); `"550 5.1.1 No such user"` for a permanent refusal;
 - `stop()` then `start()`: down (connection refused) and back up on the same port;
+- `data_delay = 0.3`: each DATA is answered that much later (a slow server);
 - `await wait_for_messages(n)`: for senders running in the background (a dispatcher);
 - `SMTPTestServer(username=..., password=...)` (fixture `smtp_server_with_auth`): AUTH
   PLAIN/LOGIN without TLS, accepting that one pair and requiring it.
@@ -96,6 +97,8 @@ class _Handler:
         failure = self.server._take_failure("DATA")
         if failure:
             return failure
+        if self.server.data_delay:  # a slow server: a batch takes a while
+            await asyncio.sleep(self.server.data_delay)
         raw = cast(bytes, envelope.original_content)
         self.server._received(
             raw, ReceivedEnvelope(str(envelope.mail_from), list(envelope.rcpt_tos))
@@ -126,6 +129,7 @@ class SMTPTestServer:
         self.raw: list[bytes] = []
         self.envelopes: list[ReceivedEnvelope] = []
         self.connections = 0
+        self.data_delay = 0.0  # seconds before each DATA is answered
         self.logins: list[str] = []  # usernames that logged in
         self._failures: dict[str, list[str]] = {"DATA": [], "RCPT": []}
         self._lock = threading.Lock()

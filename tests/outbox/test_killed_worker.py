@@ -1,0 +1,70 @@
+"""A dispatcher killed mid-batch (SIGKILL, a real `python -m app outbox run` process):
+its claimed rows wait for the lease, then another dispatcher sends them."""
+
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import time_machine
+
+from app.services.email.dispatcher import SENT_RECORD_EVERY
+from app.services.email.outbox import OutboxState
+from tests.cli.helpers import TIMEOUT
+from tests.cli.test_outbox import smtp_env
+from tests.confirmation.helpers import queued
+from tests.conftest import ROOT
+
+COUNT = 20
+
+
+async def test_rows_of_a_killed_worker_go_out_after_the_lease(
+    make_app, make_settings, database_url, smtp_server
+):
+    settings = make_settings(**smtp_server.settings_values(), OUTBOX_LEASE_SECONDS=60)
+    app = make_app(settings)
+    async with app.state.sessionmaker.begin() as db:
+        for n in range(COUNT):
+            app.state.outbox.add(
+                db,
+                to=f"u{n}@example.com",
+                template="password_changed",
+                data={"name": "Анна", "changed_at": "x"},
+            )
+    smtp_server.data_delay = 0.2
+    env = smtp_env(database_url, smtp_server, OUTBOX_BATCH_SIZE=COUNT, OUTBOX_LEASE_SECONDS=60)
+    worker = subprocess.Popen(  # noqa: ASYNC220  (returns at once; the worker runs beside)
+        [sys.executable, "-m", "app", "outbox", "run"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        await smtp_server.wait_for_messages(3, within=TIMEOUT)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=TIMEOUT)
+    smtp_server.data_delay = 0
+    before_kill = {e.rcpt_tos[0] for e in smtp_server.envelopes}
+    assert 3 <= len(before_kill) < COUNT
+
+    # The rest is still leased to the dead worker: nobody may take it yet.
+    rows = await queued(app)
+    assert {r.state for r in rows} == {OutboxState.PENDING}
+    assert all(r.lease_until is not None for r in rows)
+    assert (await app.state.dispatcher.run_once()).claimed == 0
+
+    lease_end = max(r.lease_until for r in rows)
+    with time_machine.travel(lease_end + timedelta(seconds=1), tick=False):
+        while (await app.state.dispatcher.run_once()).claimed:
+            pass
+    assert datetime.now(UTC) < lease_end  # real time never moved that far
+
+    received = [e.rcpt_tos[0] for e in smtp_server.envelopes]
+    assert set(received) == {f"u{n}@example.com" for n in range(COUNT)}
+    # Sent again: only what the dead worker sent but had not yet recorded (at most a group).
+    again = len(received) - COUNT
+    assert again <= min(len(before_kill), SENT_RECORD_EVERY)
+    assert {r.state for r in await queued(app)} == {OutboxState.SENT}
