@@ -2,7 +2,8 @@
 
 In memory by default; in Redis when REDIS_URL is set, so several instances share counts.
 Defaults follow django-allauth: 5 failed logins per account per 5 minutes, 30 login
-attempts per IP per minute, 20 registrations per IP per hour.
+attempts per IP per minute, 20 registrations per IP per hour; password reset emails: 10
+requests per IP and 3 per account an hour.
 """
 
 import hashlib
@@ -42,6 +43,14 @@ class RateLimits:
         self.login_account = _namespaced(settings.RATE_LIMIT_LOGIN_ACCOUNT, "login-account")
         self.login_ip = _namespaced(settings.RATE_LIMIT_LOGIN_IP, "login-ip")
         self.register_ip = _namespaced(settings.RATE_LIMIT_REGISTER_IP, "register-ip")
+        # Reset emails: per IP (every request) and per account (every request naming it,
+        # whether or not the account exists), so no inbox can be flooded.
+        self.forgot_password_ip = _namespaced(
+            settings.RATE_LIMIT_FORGOT_PASSWORD_IP, "forgot-password-ip"
+        )
+        self.forgot_password_account = _namespaced(
+            settings.RATE_LIMIT_FORGOT_PASSWORD_ACCOUNT, "forgot-password-account"
+        )
         # A signed-in user re-entering their password (PATCH /users/me) has a budget of its
         # own: anonymous guesses at their email must not lock them out of their own account.
         self.current_password = _namespaced(settings.RATE_LIMIT_LOGIN_ACCOUNT, "current-password")

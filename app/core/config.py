@@ -66,6 +66,8 @@ class Settings(DatabaseSettings):
     RATE_LIMIT_LOGIN_ACCOUNT: str = "5/5 minutes"
     RATE_LIMIT_LOGIN_IP: str = "30/minute"
     RATE_LIMIT_REGISTER_IP: str = "20/hour"
+    RATE_LIMIT_FORGOT_PASSWORD_IP: str = "10/hour"
+    RATE_LIMIT_FORGOT_PASSWORD_ACCOUNT: str = "3/hour"
 
     MAX_BODY_BYTES: int = Field(default=1_048_576, gt=0)
 
@@ -99,6 +101,9 @@ class Settings(DatabaseSettings):
     CONFIRMATION_MAX_ATTEMPTS: int = Field(default=5, ge=1, le=20)
     CONFIRMATION_RESEND_COOLDOWN_SECONDS: int = Field(default=60, ge=0, le=3600)
     SWEEP_INTERVAL_SECONDS: float = Field(default=60, gt=0, le=86400)
+
+    # Password reset links (app/auth/reset_router.py): how long one works.
+    RESET_PASSWORD_TOKEN_TTL_SECONDS: int = Field(default=1800, ge=300, le=86400)
 
     @field_validator("SECRET_KEY")
     @classmethod
@@ -146,7 +151,13 @@ class Settings(DatabaseSettings):
             return [ip_network(v, strict=False) if isinstance(v, str) else v for v in values]
         return values
 
-    @field_validator("RATE_LIMIT_LOGIN_ACCOUNT", "RATE_LIMIT_LOGIN_IP", "RATE_LIMIT_REGISTER_IP")
+    @field_validator(
+        "RATE_LIMIT_LOGIN_ACCOUNT",
+        "RATE_LIMIT_LOGIN_IP",
+        "RATE_LIMIT_REGISTER_IP",
+        "RATE_LIMIT_FORGOT_PASSWORD_IP",
+        "RATE_LIMIT_FORGOT_PASSWORD_ACCOUNT",
+    )
     @classmethod
     def _valid_limit(cls, value: str) -> str:
         from limits import parse  # noqa: PLC0415  (keeps config import light)
