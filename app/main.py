@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app import admin, health
 from app.auth.csrf import CrossOriginProtectionMiddleware
 from app.auth.renewal import SessionRenewalMiddleware
+from app.auth.reset_router import router as reset_router
 from app.auth.router import router as auth_router
 from app.auth.services import AuthComponents
 from app.auth.sessions_router import router as sessions_router
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     app.include_router(auth_router)
+    app.include_router(reset_router)
     app.include_router(confirmation_router)
     app.include_router(users_router)
     app.include_router(confirmation_me_router)

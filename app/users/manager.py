@@ -1,18 +1,25 @@
 """fastapi-users' UserManager, adapted: hashing off the event loop, login throttling,
-password rules, and a database adapter that leaves committing to the request."""
+password rules, password reset, and a database adapter that leaves committing to the
+request."""
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
+import jwt
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 from fastapi_users import BaseUserManager, UUIDIDMixin, exceptions, schemas
+from fastapi_users.jwt import decode_jwt, generate_jwt
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
+from app.auth import sessions
 from app.auth.services import AuthComponents, auth_components, client_ip
+from app.core.clock import utcnow
 from app.core.db import SessionDep
+from app.users import notices
 from app.users.models import User
 from app.users.schemas import EMAIL_MAX_LENGTH, canonical_email
 
@@ -56,6 +63,19 @@ class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):  # type: ignore[typ
         await self._flush()
         return user
 
+    async def replace_password(self, user: User, old_hash: str, new_hash: str) -> bool:
+        """Compare-and-set: store `new_hash` only if the stored hash is still `old_hash`.
+        False when another request changed it first (a reset link used twice at once)."""
+        result = await self.session.execute(
+            update(User)
+            .where(User.id == user.id, User.hashed_password == old_hash)
+            .values(hashed_password=new_hash)
+        )
+        if cast(CursorResult[Any], result).rowcount != 1:
+            return False
+        set_committed_value(user, "hashed_password", new_hash)
+        return True
+
     async def _flush(self) -> None:
         try:
             await self.session.flush()
@@ -69,6 +89,9 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):  # type: ignor
         self.request = request
         self.components = components
         self.reset_password_token_secret = components.secret
+        self.reset_password_token_lifetime_seconds = (
+            request.app.state.settings.RESET_PASSWORD_TOKEN_TTL_SECONDS
+        )
         self.verification_token_secret = components.secret
 
     async def validate_password(self, password: str, user: schemas.UC | User) -> None:
@@ -126,6 +149,110 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):  # type: ignor
         """Only now — right password, active account, session issued — are the account's
         earlier guesses forgotten. Resetting on a right password alone told an attacker the
         password of a deactivated account (its logins answer 400 either way)."""
+        limits = self.components.limits
+        await limits.reset(limits.login_account, limits.account_key(user.email))
+
+    # --- password reset -------------------------------------------------------------
+    # fastapi-users' reset token, unchanged: a JWT (audience "fastapi-users:reset") with the
+    # user id and a fingerprint, an argon2 hash of the stored password hash. A changed
+    # password — by this reset or any other way — no longer matches the fingerprint, so a
+    # link is useless once used. Its methods are restated here only to run the argon2 work
+    # (~100-200 ms of CPU each) in the hashing threads instead of on the event loop, and to
+    # store the new password by compare-and-set, so one link used twice at once resets once.
+
+    async def request_password_reset(self, email: str, request: Request) -> None:
+        """POST /auth/forgot-password after its per-IP limit: counted per account (known
+        or not), then a reset email to an existing active account. Any other address
+        costs the same hash, so the time taken does not tell whether the account exists."""
+        limits = self.components.limits
+        await limits.hit(limits.forgot_password_account, limits.account_key(email))
+        user = await self.user_db.get_by_email(email)
+        if user is None or not user.is_active:
+            await self.components.hasher.hash(email)
+            return
+        await self.forgot_password(user, request)
+
+    async def forgot_password(self, user: User, request: Request | None = None) -> None:
+        if not user.is_active:
+            raise exceptions.UserInactive()
+        token_data = {
+            "sub": str(user.id),
+            "password_fgpt": await self.components.hasher.hash(user.hashed_password),
+            "aud": self.reset_password_token_audience,
+        }
+        token = generate_jwt(
+            token_data,
+            self.reset_password_token_secret,
+            self.reset_password_token_lifetime_seconds,
+        )
+        await self.on_after_forgot_password(user, token, request)
+
+    async def reset_password(
+        self, token: str, password: str, request: Request | None = None
+    ) -> User:
+        """Raises InvalidResetPasswordToken (bad, expired or used token), UserNotExists,
+        UserInactive, InvalidPasswordException — as fastapi-users' does."""
+        try:
+            data = decode_jwt(
+                token, self.reset_password_token_secret, [self.reset_password_token_audience]
+            )
+            user_id, fingerprint = str(data["sub"]), data["password_fgpt"]
+            parsed_id = self.parse_id(user_id)
+        except (jwt.PyJWTError, KeyError, exceptions.InvalidID):
+            raise exceptions.InvalidResetPasswordToken() from None
+        if not isinstance(fingerprint, str):
+            raise exceptions.InvalidResetPasswordToken()
+        user = await self.get(parsed_id)
+        old_hash = user.hashed_password
+        valid, _ = await self.components.hasher.verify_and_update(old_hash, fingerprint)
+        if not valid:
+            raise exceptions.InvalidResetPasswordToken()
+        if not user.is_active:
+            raise exceptions.UserInactive()
+        await self.validate_password(password, user)
+        new_hash = await self.components.hasher.hash(password)
+        assert isinstance(self.user_db, UserDatabase)
+        if not await self.user_db.replace_password(user, old_hash, new_hash):
+            raise exceptions.InvalidResetPasswordToken()  # used by a parallel request
+        await self.on_after_reset_password(user, request)
+        return user
+
+    async def on_after_forgot_password(
+        self, user: User, token: str, request: Request | None = None
+    ) -> None:
+        """The reset link goes out by email, queued in this request's transaction."""
+        if request is None:
+            return
+        assert isinstance(self.user_db, UserDatabase)
+        base_url = request.app.state.settings.PUBLIC_BASE_URL
+        request.app.state.outbox.add(
+            self.user_db.session,
+            to=user.email,
+            template="password_reset",
+            data={
+                "name": user.name,
+                "reset_url": f"{base_url}/reset-password?token={token}",
+                "ttl_minutes": self.reset_password_token_lifetime_seconds // 60,
+            },
+            user_id=user.id,
+        )
+
+    async def on_after_reset_password(self, user: User, request: Request | None = None) -> None:
+        """Whoever held the old password is signed out everywhere; the account's address
+        hears of the change; failed logins counted against the account are forgotten, so
+        the owner can sign in with the new password at once."""
+        assert isinstance(self.user_db, UserDatabase)
+        db = self.user_db.session
+        await sessions.revoke_user_sessions(db, user.id)
+        if request is not None:
+            notices.password_changed(
+                request.app.state.outbox,
+                db,
+                to=user.email,
+                name=user.name,
+                user_id=user.id,
+                at=utcnow(),
+            )
         limits = self.components.limits
         await limits.reset(limits.login_account, limits.account_key(user.email))
 

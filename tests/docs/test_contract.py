@@ -23,8 +23,14 @@ from tests.conftest import ROOT
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
 UNSAFE = {"post", "put", "patch", "delete"}
-# Where the limiter answers 429: registration and login, and current_password checks.
-RATE_LIMITED = {("post", "/auth/register"), ("post", "/auth/login"), ("patch", "/users/me")}
+# Where the limiter answers 429: registration and login, current_password checks, and
+# password reset requests.
+RATE_LIMITED = {
+    ("post", "/auth/register"),
+    ("post", "/auth/login"),
+    ("patch", "/users/me"),
+    ("post", "/auth/forgot-password"),
+}
 CYRILLIC = re.compile(r"[А-Яа-яЁё]")
 
 
