@@ -51,6 +51,12 @@ class RateLimits:
         self.forgot_password_account = _namespaced(
             settings.RATE_LIMIT_FORGOT_PASSWORD_ACCOUNT, "forgot-password-account"
         )
+        # Confirmation: codes tried per IP; new codes per account (a code allows 5 wrong
+        # entries, so this bounds how many guesses an account's code can get in an hour).
+        self.confirm_ip = _namespaced(settings.RATE_LIMIT_CONFIRM_IP, "confirm-ip")
+        self.confirm_resend_account = _namespaced(
+            settings.RATE_LIMIT_CONFIRM_RESEND_ACCOUNT, "confirm-resend-account"
+        )
         # A signed-in user re-entering their password (PATCH /users/me) has a budget of its
         # own: anonymous guesses at their email must not lock them out of their own account.
         self.current_password = _namespaced(settings.RATE_LIMIT_LOGIN_ACCOUNT, "current-password")
@@ -73,6 +79,10 @@ class RateLimits:
         """Count one event; raise RateLimited when it goes over the limit."""
         if self.enabled and not await self._limiter.hit(item, key):
             raise RateLimited(await self._retry_after(item, key))
+
+    async def allow(self, item: RateLimitItem, key: str) -> bool:
+        """Count one event; False (instead of raising) when it goes over the limit."""
+        return not self.enabled or await self._limiter.hit(item, key)
 
     async def reset(self, item: RateLimitItem, key: str) -> None:
         """Forget the key's events (e.g. the failures before a successful login)."""

@@ -2,9 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Request, Response, status
 
 from app.auth.deps import CurrentUser, UserManagerDep
+from app.auth.services import AuthComponents, auth_components, client_ip
 from app.confirmation import service
 from app.confirmation.schemas import (
     CONFIRM_EXAMPLES,
@@ -21,8 +22,15 @@ router = APIRouter(prefix="/auth/confirm", tags=["auth"])
 me_router = APIRouter(prefix="/users/me", tags=["users"])
 
 
+Components = Annotated[AuthComponents, Depends(auth_components)]
+
+
 def _policy(request: Request) -> ConfirmationPolicy:
     return request.app.state.confirmation
+
+
+async def limit_confirmations(request: Request, components: Components) -> None:
+    await components.limits.hit(components.limits.confirm_ip, client_ip(request) or "unknown")
 
 
 @router.post(
@@ -35,11 +43,13 @@ def _policy(request: Request) -> ConfirmationPolicy:
         "аккаунт. No login needed. The 6-digit code lives 10 minutes and dies after 5 wrong "
         "entries. A wrong code, or an email with no account, answers "
         "`CONFIRMATION_CODE_INVALID`; only the right code tells that it expired, was used "
-        "or was burned."
+        "or was burned. At most 30 codes a minute per IP."
     ),
     responses=error_responses(
         *(error.code for error in service.ERRORS.values()),
+        "RATE_LIMITED",
     ),
+    dependencies=[Depends(limit_confirmations)],
 )
 async def confirm(
     request: Request,
@@ -63,10 +73,10 @@ async def confirm(
     response_class=Response,
     summary="Прислать код ещё раз · Send a new code",
     description=(
-        "Всегда 202. Новый код уходит, только если аккаунт есть и ещё не подтверждён, и не "
-        "чаще раза в минуту; старый код перестаёт действовать. Always 202: a new code goes "
-        "only to an existing unconfirmed account, at most once a minute; it replaces the "
-        "old code."
+        "Всегда 202. Новый код уходит, только если аккаунт есть и ещё не подтверждён, не "
+        "чаще раза в минуту и не больше 5 раз в час; старый код перестаёт действовать. "
+        "Always 202: a new code goes only to an existing unconfirmed account, at most once "
+        "a minute and 5 times an hour; it replaces the old code."
     ),
     responses={202: {"description": "Принято · Accepted"}},
 )
@@ -75,7 +85,12 @@ async def resend(
     body: Annotated[ResendRequest, Body(openapi_examples=RESEND_EXAMPLES)],
     manager: UserManagerDep,
     db: SessionDep,
+    components: Components,
 ) -> Response:
+    limits = components.limits
+    # Counted for every request naming the email, whether or not it has an account.
+    if not await limits.allow(limits.confirm_resend_account, limits.account_key(body.email)):
+        return Response(status_code=status.HTTP_202_ACCEPTED)
     user = await manager.user_db.get_by_email(body.email)
     if user is not None and user.is_active and not user.is_verified:
         await _policy(request).issue(db, user, respect_cooldown=True)

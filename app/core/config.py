@@ -68,6 +68,8 @@ class Settings(DatabaseSettings):
     RATE_LIMIT_REGISTER_IP: str = "20/hour"
     RATE_LIMIT_FORGOT_PASSWORD_IP: str = "10/hour"
     RATE_LIMIT_FORGOT_PASSWORD_ACCOUNT: str = "3/hour"
+    RATE_LIMIT_CONFIRM_IP: str = "30/minute"
+    RATE_LIMIT_CONFIRM_RESEND_ACCOUNT: str = "5/hour"
 
     MAX_BODY_BYTES: int = Field(default=1_048_576, gt=0)
 
@@ -157,6 +159,8 @@ class Settings(DatabaseSettings):
         "RATE_LIMIT_REGISTER_IP",
         "RATE_LIMIT_FORGOT_PASSWORD_IP",
         "RATE_LIMIT_FORGOT_PASSWORD_ACCOUNT",
+        "RATE_LIMIT_CONFIRM_IP",
+        "RATE_LIMIT_CONFIRM_RESEND_ACCOUNT",
     )
     @classmethod
     def _valid_limit(cls, value: str) -> str:

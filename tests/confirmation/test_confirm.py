@@ -199,3 +199,36 @@ async def test_password_change_notifies_the_account(app, client):
         "confirmation_code",
         "password_changed",
     ]
+
+
+async def test_codes_entered_per_ip_are_limited(make_app):
+    from tests.conftest import client_for
+
+    app = make_app(RATE_LIMIT_CONFIRM_IP="3/minute")
+    async with client_for(app) as client, client_for(app, ip="198.51.100.7") as other:
+        user = await register(client)
+        code = await latest_code(app, user["email"])
+        body = {"email": user["email"], "code": other_code(code)}
+        for _ in range(3):
+            assert (await client.post("/auth/confirm", json=body)).status_code == 400
+        limited = await client.post("/auth/confirm", json={**body, "code": code})
+        assert (limited.status_code, limited.json()["code"]) == (429, "RATE_LIMITED")
+        assert int(limited.headers["Retry-After"]) >= 1
+        # Another address is not affected, and the right code still works there.
+        ok = await other.post("/auth/confirm", json={**body, "code": code})
+        assert ok.status_code == 200, ok.text
+
+
+async def test_new_codes_per_account_are_limited_silently(make_app):
+    from tests.conftest import client_for
+
+    app = make_app(
+        RATE_LIMIT_CONFIRM_RESEND_ACCOUNT="2/hour", CONFIRMATION_RESEND_COOLDOWN_SECONDS=0
+    )
+    async with client_for(app) as client:
+        user = await register(client)
+        for _ in range(4):
+            response = await client.post("/auth/confirm/resend", json={"email": user["email"]})
+            assert response.status_code == 202
+    # The registration's code, then two resends; the other two are over the budget.
+    assert len(await queued(app, to=user["email"], template="confirmation_code")) == 3

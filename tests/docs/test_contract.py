@@ -30,6 +30,7 @@ RATE_LIMITED = {
     ("post", "/auth/login"),
     ("patch", "/users/me"),
     ("post", "/auth/forgot-password"),
+    ("post", "/auth/confirm"),
 }
 CYRILLIC = re.compile(r"[А-Яа-яЁё]")
 
