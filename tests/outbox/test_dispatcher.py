@@ -20,6 +20,13 @@ async def rows(app) -> list[OutboxMessage]:
     return await queued(app)
 
 
+def notice(app, db, to: str) -> OutboxMessage:
+    """Queue a small email (the password-change notice) in `db`'s transaction."""
+    return app.state.outbox.add(
+        db, to=to, template="password_changed", data={"name": "Анна", "changed_at": "x"}
+    )
+
+
 def parts(message):
     alternative = next(p for p in message.walk() if p.get_content_type() == "multipart/alternative")
     return [p.get_content_type() for p in alternative.iter_parts()], alternative
@@ -84,12 +91,7 @@ async def test_a_short_outage_is_over_within_30_seconds_of_the_return(
     app = make_app(make_settings(**smtp_server.settings_values()))
     async with app.state.sessionmaker.begin() as db:
         with time_machine.travel(START, tick=False):
-            app.state.outbox.add(
-                db,
-                to="a@example.com",
-                template="password_changed",
-                data={"name": "Анна", "changed_at": "01.03.2026 09:00 UTC"},
-            )
+            notice(app, db, "a@example.com")
     smtp_server.stop()
     with time_machine.travel(START, tick=False) as clock:
         moment = START
@@ -111,12 +113,7 @@ async def test_gives_up_after_24_hours_with_the_last_error(make_app, make_settin
     smtp_server.fail_next(1000, "451 4.3.0 Try again later")
     with time_machine.travel(START, tick=False) as clock:
         async with app.state.sessionmaker.begin() as db:
-            app.state.outbox.add(
-                db,
-                to="a@example.com",
-                template="password_changed",
-                data={"name": "Анна", "changed_at": "x"},
-            )
+            notice(app, db, "a@example.com")
         while True:
             await app.state.dispatcher.run_once()
             [row] = await rows(app)
@@ -134,18 +131,8 @@ async def test_a_5xx_reply_fails_the_row_at_once(make_app, make_settings, smtp_s
     app = make_app(make_settings(**smtp_server.settings_values()))
     smtp_server.fail_next(1, "550 5.1.1 No such user", command="RCPT")
     async with app.state.sessionmaker.begin() as db:
-        app.state.outbox.add(
-            db,
-            to="gone@example.com",
-            template="password_changed",
-            data={"name": "Анна", "changed_at": "x"},
-        )
-        app.state.outbox.add(
-            db,
-            to="here@example.com",
-            template="password_changed",
-            data={"name": "Анна", "changed_at": "x"},
-        )
+        notice(app, db, "gone@example.com")
+        notice(app, db, "here@example.com")
     result = await app.state.dispatcher.run_once()
     assert (result.sent, result.failed) == (1, 1)
     failed, sent = await rows(app)
@@ -161,12 +148,7 @@ async def test_a_dead_dispatchers_rows_go_out_after_the_lease(make_app, make_set
     with time_machine.travel(START, tick=False) as clock:
         async with app.state.sessionmaker.begin() as db:
             for n in range(3):
-                app.state.outbox.add(
-                    db,
-                    to=f"u{n}@example.com",
-                    template="password_changed",
-                    data={"name": "Анна", "changed_at": "x"},
-                )
+                notice(app, db, f"u{n}@example.com")
         import uuid
 
         claimed = await app.state.dispatcher._claim(uuid.uuid4())  # claims, then "dies"
@@ -189,12 +171,7 @@ async def test_two_dispatchers_send_every_message_exactly_once(
     app = make_app(settings)
     async with app.state.sessionmaker.begin() as db:
         for n in range(120):
-            app.state.outbox.add(
-                db,
-                to=f"u{n}@example.com",
-                template="password_changed",
-                data={"name": "Анна", "changed_at": "x"},
-            )
+            notice(app, db, f"u{n}@example.com")
     # A second dispatcher with its own engine: another app instance on the same database.
     engine = create_engine(database_url)
     try:
@@ -219,12 +196,7 @@ async def test_two_dispatchers_send_every_message_exactly_once(
 
 async def test_a_rolled_back_transaction_queues_nothing(app):
     async with app.state.sessionmaker() as db:
-        app.state.outbox.add(
-            db,
-            to="a@example.com",
-            template="password_changed",
-            data={"name": "Анна", "changed_at": "x"},
-        )
+        notice(app, db, "a@example.com")
         await db.flush()
         assert len((await db.scalars(select(OutboxMessage))).all()) == 1
         await db.rollback()
@@ -237,12 +209,7 @@ async def test_a_4xx_defers_that_message_alone_an_unreachable_server_the_batch(
     app = make_app(make_settings(**smtp_server.settings_values()))
     async with app.state.sessionmaker.begin() as db:
         for n in range(3):
-            app.state.outbox.add(
-                db,
-                to=f"u{n}@example.com",
-                template="password_changed",
-                data={"name": "Анна", "changed_at": "x"},
-            )
+            notice(app, db, f"u{n}@example.com")
     smtp_server.fail_next(1, "452 4.2.2 Mailbox full")
     result = await app.state.dispatcher.run_once()
     assert (result.sent, result.deferred) == (2, 1)
@@ -255,12 +222,7 @@ async def test_a_4xx_defers_that_message_alone_an_unreachable_server_the_batch(
 
     async with app.state.sessionmaker.begin() as db:
         for n in range(3, 6):
-            app.state.outbox.add(
-                db,
-                to=f"u{n}@example.com",
-                template="password_changed",
-                data={"name": "Анна", "changed_at": "x"},
-            )
+            notice(app, db, f"u{n}@example.com")
     smtp_server.stop()
     result = await app.state.dispatcher.run_once()
     assert (result.claimed, result.deferred, result.sent) == (3, 3, 0)  # u0 is not due yet
