@@ -47,7 +47,8 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Mutation testing of app/auth and app/users (mutmut; config: [tool.mutmut] in pyproject.toml).
+# Mutation testing of app/auth, app/users, app/confirmation and app/services/email (mutmut;
+# config: [tool.mutmut] in pyproject.toml).
 # Not part of CI: it takes long. Prints the score per package and the mutants not killed;
 # MUTATE_ARGS="--write-docs" also updates docs/mutation.md, MUTATE_ARGS="'app.auth.csrf*'"
 # re-tests some mutants only. Results are kept in mutants/ between runs (delete it to redo all).

@@ -1,4 +1,5 @@
-"""`make mutate`: mutation testing of app/auth and app/users with mutmut 3, then the score.
+"""`make mutate`: mutation testing with mutmut 3 of the packages [tool.mutmut] names in
+pyproject.toml (app/auth, app/users, app/confirmation, app/services/email), then the score.
 
     python scripts/mutate.py [--children N] [--report-only] [--write-docs] [MUTANT ...]
 
@@ -26,6 +27,7 @@ import re
 import subprocess
 import sys
 import time
+import tomllib
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -33,7 +35,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = ROOT / "mutants"
 DOCS = ROOT / "docs" / "mutation.md"
-PACKAGES = ("app.auth", "app.users")
+CONFIG = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
+PACKAGES = tuple(path.replace("/", ".") for path in CONFIG["source_paths"])
+TESTS = ", ".join(CONFIG["pytest_add_cli_args_test_selection"])
 BEGIN, END = "<!-- mutate:begin -->", "<!-- mutate:end -->"
 
 # mutmut.stats.status_by_exit_code, restated so the report needs no mutmut import.
@@ -103,20 +107,20 @@ def commit() -> str:
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     )
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "app/auth", "app/users"],
+        ["git", "status", "--porcelain", "--", *CONFIG["source_paths"]],
         cwd=ROOT,
         capture_output=True,
         text=True,
     ).stdout.strip()
     return out.stdout.strip() + (
-        " (with uncommitted changes in app/auth or app/users)" if dirty else ""
+        " (with uncommitted changes in the mutated packages)" if dirty else ""
     )
 
 
 def report(statuses: dict[str, str], paths: dict[str, str], with_diffs: bool) -> str:
     lines = [
         f"Measured on {date.today().isoformat()}, commit {commit()}, mutmut "
-        f"{mutmut('--version').stdout.split()[-1]}; tests: tests/auth, tests/users.",
+        f"{mutmut('--version').stdout.split()[-1]}; tests: {TESTS}.",
         "",
         "| package | killed | total | score | survived | no tests | timeout | not checked |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
