@@ -13,6 +13,9 @@ SECRET_KEY_MIN_LENGTH = 32
 # "aaaa…", 32 spaces or "abab…" are typed, not generated.
 SECRET_KEY_MIN_DISTINCT = 8
 SUPPORTED_DATABASES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+# An outbox lease must outlast a whole SMTP send several times over (see
+# app.services.email.dispatcher): OUTBOX_LEASE_SECONDS >= this × SMTP_TIMEOUT.
+OUTBOX_LEASE_MIN_TIMEOUTS = 10
 # What to do about a missing or refused setting, shown after the reason.
 HINTS = {
     "SECRET_KEY": "run `make env` or set it in .env",
@@ -210,6 +213,12 @@ class Settings(DatabaseSettings):
             )
         if self.EMAIL_BACKEND == "smtp" and not self.SMTP_HOST:
             raise ValueError("SMTP_HOST is required when EMAIL_BACKEND=smtp")
+        if self.OUTBOX_LEASE_SECONDS < OUTBOX_LEASE_MIN_TIMEOUTS * self.SMTP_TIMEOUT:
+            raise ValueError(
+                f"OUTBOX_LEASE_SECONDS must be at least {OUTBOX_LEASE_MIN_TIMEOUTS} × "
+                f"SMTP_TIMEOUT ({OUTBOX_LEASE_MIN_TIMEOUTS * self.SMTP_TIMEOUT:g}): a send "
+                "can take several timeouts"
+            )
         if (self.SMTP_USERNAME is None) != (self.SMTP_PASSWORD is None):
             raise ValueError("SMTP_USERNAME and SMTP_PASSWORD go together: set both or neither")
         return self

@@ -110,3 +110,38 @@ def test_every_setting_is_documented_in_env_example():
     }
     assert documented - set(Settings.model_fields) == {"POSTGRES_PASSWORD"}  # compose only
     assert set(Settings.model_fields) <= documented
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        (
+            {"SMTP_SSL": "true", "SMTP_STARTTLS": "true"},
+            "SMTP_SSL and SMTP_STARTTLS exclude each other",
+        ),
+        ({"EMAIL_BACKEND": "smtp"}, "SMTP_HOST is required when EMAIL_BACKEND=smtp"),
+        ({"SMTP_USERNAME": "shop@example.com"}, "SMTP_USERNAME and SMTP_PASSWORD go together"),
+        ({"EMAIL_FROM_NAME": "Shop\r\nBcc: x@example.com"}, "EMAIL_FROM_NAME must be one line"),
+        ({"EMAIL_FROM": "not an address"}, "EMAIL_FROM 'not an address' is not an email"),
+        ({"PUBLIC_BASE_URL": "shop.example.com"}, "is not an http(s) address"),
+        (
+            {"SMTP_TIMEOUT": "30", "OUTBOX_LEASE_SECONDS": "120"},
+            "OUTBOX_LEASE_SECONDS must be at least 10 × SMTP_TIMEOUT (300)",
+        ),
+    ],
+)
+def test_email_settings_refuse_bad_combinations_in_one_line(values, reason):
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings(env_file=None, SECRET_KEY=TEST_SECRET, **values)
+    message = str(refused.value)
+    assert message.startswith("Configuration error: ") and reason in message
+    assert "\n" not in message
+
+
+def test_email_settings_defaults_need_no_mail_server():
+    settings = load_settings(env_file=None, SECRET_KEY=TEST_SECRET)
+    assert settings.EMAIL_BACKEND == "console" and settings.SMTP_HOST is None
+    trailing = load_settings(
+        env_file=None, SECRET_KEY=TEST_SECRET, PUBLIC_BASE_URL="https://shop.example.com/"
+    )
+    assert trailing.PUBLIC_BASE_URL == "https://shop.example.com"

@@ -1,10 +1,11 @@
 """The outbox dispatcher against a real SMTP server (aiosmtpd), with controlled time."""
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import time_machine
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.core.db import create_engine, create_sessionmaker
 from app.services.email.dispatcher import Dispatcher, retry_delay
@@ -149,9 +150,8 @@ async def test_a_dead_dispatchers_rows_go_out_after_the_lease(make_app, make_set
         async with app.state.sessionmaker.begin() as db:
             for n in range(3):
                 notice(app, db, f"u{n}@example.com")
-        import uuid
 
-        claimed = await app.state.dispatcher._claim(uuid.uuid4())  # claims, then "dies"
+        _, claimed = await app.state.dispatcher._claim(uuid.uuid4())  # claims, then "dies"
         assert len(claimed) == 3
         clock.move_to(START + timedelta(seconds=119))
         assert (await app.state.dispatcher.run_once()).claimed == 0
@@ -226,3 +226,64 @@ async def test_a_4xx_defers_that_message_alone_an_unreachable_server_the_batch(
     smtp_server.stop()
     result = await app.state.dispatcher.run_once()
     assert (result.claimed, result.deferred, result.sent) == (3, 3, 0)  # u0 is not due yet
+
+
+async def test_a_refused_login_keeps_the_whole_queue(
+    make_app, make_settings, smtp_server_with_auth
+):
+    """A revoked SMTP password is a setting to fix, not a reason to drop every email."""
+    server = smtp_server_with_auth
+    app = make_app(make_settings(**server.settings_values(SMTP_PASSWORD="revoked-password")))
+    async with app.state.sessionmaker.begin() as db:
+        for n in range(3):
+            notice(app, db, f"u{n}@example.com")
+    result = await app.state.dispatcher.run_once()
+    assert (result.sent, result.deferred, result.failed) == (0, 3, 0)
+    rows = await queued(app)
+    assert {r.state for r in rows} == {OutboxState.PENDING}
+    assert all(r.data["name"] == "Анна" and "535" in r.last_error for r in rows)
+    assert server.messages == []
+
+
+async def test_a_dispatcher_that_lost_its_lease_stops_and_records_nothing(
+    make_app, make_settings, smtp_server
+):
+    settings = make_settings(**smtp_server.settings_values(), OUTBOX_LEASE_SECONDS=60)
+    app = make_app(settings)
+    smtp_server.data_delay = 0.3
+    other = uuid.uuid4()
+
+    async def take_over_after_the_first_message() -> None:
+        await smtp_server.wait_for_messages(1)
+        async with app.state.sessionmaker.begin() as db:  # another dispatcher's claim
+            await db.execute(update(OutboxMessage).values(claim_token=other))
+
+    with time_machine.travel(START, tick=False) as clock:
+        async with app.state.sessionmaker.begin() as db:
+            for n in range(4):
+                notice(app, db, f"u{n}@example.com")
+        racer = asyncio.create_task(take_over_after_the_first_message())
+        running = asyncio.create_task(app.state.dispatcher.run_once())
+        await racer
+        clock.move_to(START + timedelta(seconds=30))  # under 8 timeouts of lease left
+        result = await running
+    assert result.sent <= 2 and len(smtp_server.messages) <= 2
+    rows = await queued(app)
+    assert all(r.claim_token == other and r.state == OutboxState.PENDING for r in rows)
+
+
+async def test_the_loop_wakes_when_a_retry_is_due_not_at_the_poll(
+    make_app, make_settings, smtp_server
+):
+    app = make_app(make_settings(**smtp_server.settings_values(), OUTBOX_POLL_SECONDS=60))
+    async with app.state.sessionmaker.begin() as db:
+        row = notice(app, db, "later@example.com")
+        row.next_attempt_at = datetime.now(UTC) + timedelta(seconds=0.5)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(app.state.dispatcher.run_forever(stop))
+    try:
+        await smtp_server.wait_for_messages(1, within=10)  # the poll alone: 60 s
+    finally:
+        stop.set()
+        await loop
+    assert smtp_server.envelopes[0].rcpt_tos == ["later@example.com"]

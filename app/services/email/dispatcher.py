@@ -8,8 +8,11 @@ for deployments that want a separate worker. Any number may run over one databas
   claim token; on PostgreSQL the rows are picked `FOR UPDATE SKIP LOCKED`, so two
   dispatchers never claim the same row; SQLite runs one writer at a time. A dispatcher
   that dies mid-batch leaves its rows claimable again once the lease (OUTBOX_LEASE_SECONDS)
-  has passed. A dispatcher whose lease is about to run out stops sending and releases
-  the rest, so no one else can claim a row it is still sending.
+  has passed. A dispatcher renews its lease before a send whenever less than
+  SEND_TIMEOUTS × SMTP_TIMEOUT of it is left (a whole send with a fresh connection fits
+  in that: connect, EHLO, STARTTLS, login, MAIL, RCPT, DATA), and stops if the renewal
+  finds the rows no longer its own; settings refuse a lease shorter than
+  OUTBOX_LEASE_MIN_TIMEOUTS × SMTP_TIMEOUT.
 - Results are recorded only while the claim is still the dispatcher's own (claim_token):
   failures at once, successes in groups of SENT_RECORD_EVERY (one UPDATE for the group;
   a commit per message cost half the dispatcher's CPU on SQLite). A row is sent once,
@@ -17,10 +20,14 @@ for deployments that want a separate worker. Any number may run over one databas
   the last group goes out again after the lease (the window any outbox has, made a
   little wider for throughput).
 - A temporary failure defers the row with a backoff of 2, 4, 8 … seconds capped at
-  OUTBOX_RETRY_MAX_SECONDS: a 4xx reply that row alone, an unreachable server (refused
-  connection, timeout) the rest of the batch too; after OUTBOX_GIVE_UP_SECONDS from queueing the row fails with
-  its last error. A permanent failure (5xx, a template that cannot render) fails the row
-  at once.
+  OUTBOX_RETRY_MAX_SECONDS: a 4xx reply for a message that row alone; a server that is
+  unreachable or refuses our session (ServerUnavailable: timeout, refused connection,
+  wrong password, refused sender) the rest of the batch too, since no message is to
+  blame. After OUTBOX_GIVE_UP_SECONDS from queueing the row fails with its last error. A
+  permanent failure (a 5xx for the recipient or the content, a template that cannot
+  render) fails the row at once.
+- Between batches the loop sleeps until the earliest retry is due, a request wakes it,
+  or OUTBOX_POLL_SECONDS pass (rows queued by another process are found by the poll).
 """
 
 import asyncio
@@ -29,9 +36,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import utcnow
@@ -41,7 +48,7 @@ from app.services.email.sender import (
     DeliveryError,
     EmailSender,
     OutgoingEmail,
-    ServerUnreachable,
+    ServerUnavailable,
 )
 from app.services.email.service import EmailService
 
@@ -49,6 +56,10 @@ logger = logging.getLogger("app.email.outbox")
 
 RETRY_BASE_SECONDS = 2.0
 SENT_RECORD_EVERY = 10
+# A send needs at most this many SMTP timeouts (connect, EHLO, STARTTLS, EHLO, login,
+# MAIL, RCPT, DATA); the lease (at least LEASE_TIMEOUTS of them, see the settings) must
+# leave room for it.
+SEND_TIMEOUTS = 8
 
 
 def retry_delay(attempts: int, cap: float) -> float:
@@ -63,6 +74,12 @@ class DispatchResult:
     deferred: int = 0
     failed: int = 0
     released: int = 0
+
+
+@dataclass(slots=True)
+class _Claim:
+    token: uuid.UUID
+    lease_until: datetime
 
 
 @dataclass
@@ -89,30 +106,45 @@ class Dispatcher:
                 result = DispatchResult()
             if result.claimed >= self.settings.OUTBOX_BATCH_SIZE and not result.deferred:
                 continue  # more may be due right now
-            await _wait_any(stop, self._wake, self.settings.OUTBOX_POLL_SECONDS)
+            await _wait_any(stop, self._wake, await self._idle_seconds())
+
+    async def _idle_seconds(self) -> float:
+        """Until the earliest deferred row is due, at most OUTBOX_POLL_SECONDS."""
+        poll = self.settings.OUTBOX_POLL_SECONDS
+        try:
+            async with self.sessionmaker() as db:
+                due = await db.scalar(
+                    select(func.min(OutboxMessage.next_attempt_at)).where(
+                        OutboxMessage.state == OutboxState.PENDING,
+                        OutboxMessage.lease_until.is_(None),
+                    )
+                )
+        except Exception:
+            logger.exception("email outbox: cannot read the next retry; polling")
+            return poll
+        if due is None:
+            return poll
+        return min(poll, max(0.0, (due - self.clock()).total_seconds()))
 
     async def run_once(self) -> DispatchResult:
         """Claim one batch of due rows and deliver it."""
-        token = uuid.uuid4()
-        rows = await self._claim(token)
+        claim, rows = await self._claim(uuid.uuid4())
         result = DispatchResult(claimed=len(rows))
         if not rows:
             return result
-        lease_end = self.clock() + timedelta(seconds=self.settings.OUTBOX_LEASE_SECONDS)
-        # Stop before a send could outlast the lease (a send takes at most ~2 timeouts).
-        deadline = lease_end - timedelta(seconds=2 * self.settings.SMTP_TIMEOUT + 1)
-        # Rendering is CPU work: one trip to a thread for the batch, off the event loop.
+        # Rendering and building the MIME messages is CPU work: one trip to a thread for
+        # the batch, off the event loop.
         composed = await asyncio.to_thread(self._compose_all, rows)
         pending = list(rows)
         sent: list[int] = []
         try:
             async with self.service.connect() as sender:
-                await self._deliver(pending, composed, sender, token, sent, result, deadline)
+                await self._deliver(pending, composed, sender, claim, sent, result)
         finally:
             if sent:
-                await self._mark_sent(sent, token)
+                await self._mark_sent(sent, claim.token)
         if pending:
-            await self._release([r.id for r in pending], token)
+            await self._release([r.id for r in pending], claim.token)
             result.released = len(pending)
         if result.failed or result.deferred:
             logger.warning(
@@ -128,16 +160,22 @@ class Dispatcher:
         pending: list[Any],
         composed: dict[int, OutgoingEmail | Exception],
         sender: EmailSender,
-        token: uuid.UUID,
+        claim: _Claim,
         sent: list[int],
         result: DispatchResult,
-        deadline: datetime,
     ) -> None:
-        """Send `pending` in order, removing what was dealt with; what is left when the
-        lease runs short stays in `pending` (to be released)."""
+        """Send `pending` in order, removing what was dealt with. If the claim was lost
+        (the lease ran out and another dispatcher took the rows), stop: `pending` is
+        emptied, those rows are no longer ours to send or release."""
+        token = claim.token
+        send_budget = timedelta(seconds=SEND_TIMEOUTS * self.settings.SMTP_TIMEOUT)
         while pending:
-            if self.clock() >= deadline:
-                break
+            if claim.lease_until - self.clock() < send_budget and not await self._renew(
+                claim, [*sent, *(r.id for r in pending)]
+            ):
+                logger.error("email outbox: lease lost mid-batch; %d rows left", len(pending))
+                pending.clear()
+                return
             row = pending.pop(0)
             email = composed[row.id]
             if isinstance(email, Exception):  # a template bug: retrying cannot help
@@ -153,11 +191,11 @@ class Dispatcher:
                     continue
                 # A 4xx for this message (greylisting, a full mailbox) defers it alone;
                 # an unreachable server defers the rest of the batch with it.
-                deferred = [row, *pending] if isinstance(exc, ServerUnreachable) else [row]
+                deferred = [row, *pending] if isinstance(exc, ServerUnavailable) else [row]
                 for item in deferred:
                     await self._defer(item, token, str(exc))
                 result.deferred += len(deferred)
-                if isinstance(exc, ServerUnreachable):
+                if isinstance(exc, ServerUnavailable):
                     pending.clear()
                     return
                 continue
@@ -184,8 +222,9 @@ class Dispatcher:
                 composed[row.id] = exc
         return composed
 
-    async def _claim(self, token: uuid.UUID) -> list[Any]:
-        now = self.clock()
+    async def _claim(self, token: uuid.UUID) -> tuple[_Claim, list[Any]]:
+        now = self.clock()  # the lease runs from here, before the database is asked
+        claim = _Claim(token, now + timedelta(seconds=self.settings.OUTBOX_LEASE_SECONDS))
         due = (
             select(OutboxMessage.id)
             .where(
@@ -197,13 +236,10 @@ class Dispatcher:
             .limit(self.settings.OUTBOX_BATCH_SIZE)
             .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has one writer anyway
         )
-        claim = (
+        statement = (
             update(OutboxMessage)
             .where(OutboxMessage.id.in_(due.scalar_subquery()))
-            .values(
-                lease_until=now + timedelta(seconds=self.settings.OUTBOX_LEASE_SECONDS),
-                claim_token=token,
-            )
+            .values(lease_until=claim.lease_until, claim_token=claim.token)
             .returning(
                 OutboxMessage.id,
                 OutboxMessage.message_id,
@@ -216,9 +252,23 @@ class Dispatcher:
             )
         )
         async with self.sessionmaker.begin() as db:
-            rows = list((await db.execute(claim)).all())
+            rows = list((await db.execute(statement)).all())
         rows.sort(key=lambda r: r.id)
-        return rows
+        return claim, rows
+
+    async def _renew(self, claim: _Claim, row_ids: list[int]) -> bool:
+        """Extend the lease of `row_ids`; False if any of them is no longer ours."""
+        lease_until = self.clock() + timedelta(seconds=self.settings.OUTBOX_LEASE_SECONDS)
+        async with self.sessionmaker.begin() as db:
+            result = await db.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(row_ids), OutboxMessage.claim_token == claim.token)
+                .values(lease_until=lease_until)
+            )
+        if cast(CursorResult[Any], result).rowcount != len(row_ids):
+            return False
+        claim.lease_until = lease_until
+        return True
 
     async def _finish(self, row_id: int, token: uuid.UUID, **values: object) -> None:
         """Record a result, only while the claim is still ours."""

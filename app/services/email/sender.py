@@ -8,9 +8,11 @@
 - `SMTPSender` keeps one SMTP connection for a whole `async with` batch (the `emails`
   library's `AsyncSMTPBackend` over aiosmtplib) and checks every response: the backend's
   `fail_silently` defaults to True and would turn a refused message into a return value.
-- Failures become `TemporaryDeliveryError` (no connection, timeout, 4xx: retry later) or
-  `PermanentDeliveryError` (5xx: retrying cannot help). Their messages are one line and
-  never contain the SMTP password.
+- Failures become `PermanentDeliveryError` (a 5xx for this message's recipient or
+  content: retrying cannot help), `TemporaryDeliveryError` (a 4xx for this message) or
+  `ServerUnavailable` (no session with the server at all, or the server refusing our
+  login or sender, whatever the code: the batch waits, nothing is dropped). Their
+  messages are one line and never contain the SMTP password.
 """
 
 import logging
@@ -43,6 +45,9 @@ class OutgoingEmail:
     html: str
     message_id: str
     date: datetime  # timezone-aware
+    # The MIME message as it goes over the wire, when built ahead (EmailService.compose
+    # builds it, in the dispatcher's worker thread: it is most of a message's CPU).
+    mime: bytes | None = None
 
 
 class DeliveryError(Exception):
@@ -57,9 +62,13 @@ class TemporaryDeliveryError(DeliveryError):
     permanent = False
 
 
-class ServerUnreachable(TemporaryDeliveryError):
-    """No usable reply at all (refused or dropped connection, timeout, TLS failure): the
-    next messages of the batch would fail the same way."""
+class ServerUnavailable(TemporaryDeliveryError):
+    """The server takes no mail from us now, whatever the message: unreachable (refused or
+    dropped connection, timeout, TLS failure) or refusing our session (greeting, login,
+    sender address). The rest of the batch would fail the same way, and no message is to
+    blame: even a 5xx here (535 wrong password, 553 sender refused) is a setting for an
+    operator to fix, after which the queue can go; the outbox keeps the messages meanwhile
+    (until OUTBOX_GIVE_UP_SECONDS)."""
 
 
 class PermanentDeliveryError(DeliveryError):
@@ -94,6 +103,16 @@ class _AlternativeMessage(emails.Message):
         msg.attach(text)
         msg.attach(html)
         return msg
+
+
+@dataclass(frozen=True, slots=True)
+class _Prebuilt:
+    """A message built ahead, in the shape the `emails` backend sends (`as_bytes()`)."""
+
+    data: bytes
+
+    def as_bytes(self) -> bytes:
+        return self.data
 
 
 def build_message(email: OutgoingEmail, *, from_address: str, from_name: str) -> emails.Message:
@@ -208,7 +227,11 @@ class SMTPSender:
         recipient = one_line(email.to)
         if recipient != email.to.strip() or not _looks_like_address(recipient):
             raise PermanentDeliveryError(f"not a single email address: {recipient[:100]!r}")
-        message = build_message(email, from_address=self.from_address, from_name=self.from_name)
+        message: emails.Message | _Prebuilt = (
+            _Prebuilt(email.mime)
+            if email.mime is not None
+            else build_message(email, from_address=self.from_address, from_name=self.from_name)
+        )
         try:
             response = await self._backend.sendmail(
                 from_addr=self.from_address, to_addrs=[recipient], msg=message
@@ -235,6 +258,7 @@ class SMTPSender:
         return text[:_MAX_ERROR_LENGTH]
 
     def _by_code(self, code: int | None, text: str) -> DeliveryError:
+        """A reply about this message: 5xx permanent, anything else temporary."""
         if code is not None and 500 <= code < 600:
             return PermanentDeliveryError(text)
         return TemporaryDeliveryError(text)
@@ -246,13 +270,22 @@ class SMTPSender:
             permanent = bool(codes) and all(500 <= c < 600 for c in codes)
             cls = PermanentDeliveryError if permanent else TemporaryDeliveryError
             return cls(f"SMTP {where} refused the recipient: {self._describe(error)}")
-        if isinstance(error, aiosmtplib.SMTPResponseException):
-            # A reply from the server: 4xx try again later, 5xx never (535: bad login).
+        if isinstance(error, aiosmtplib.SMTPDataError):
+            # The server's verdict on this message's content: 4xx later, 5xx never.
             return self._by_code(error.code, f"SMTP {where} replied {self._describe(error)}")
+        if isinstance(error, aiosmtplib.SMTPResponseException):
+            # Greeting, login (535), sender (553): the server refuses us, not this message.
+            if 500 <= error.code < 600:
+                logger.error(
+                    "SMTP %s refuses the session (check SMTP_* and EMAIL_FROM): %s",
+                    where,
+                    self._describe(error),
+                )
+            return ServerUnavailable(f"SMTP {where} refused us: {self._describe(error)}")
         if isinstance(error, aiosmtplib.SMTPException | OSError | TimeoutError):
             # No usable reply: refused or dropped connection, timeout, TLS failure, or a
             # feature the server lacks (SMTPNotSupported: a setting to fix, then mail goes).
-            return ServerUnreachable(f"SMTP {where} unreachable: {self._describe(error)}")
+            return ServerUnavailable(f"SMTP {where} unreachable: {self._describe(error)}")
         # The message itself could not be built (the backend builds the MIME as it sends):
         # it would fail the same way every time.
         return PermanentDeliveryError(f"message not sendable: {self._describe(error)}")

@@ -5,6 +5,7 @@ a template name, a locale and the template's data; what an email says lives in t
 templates, how it travels in `sender`.
 """
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -33,10 +34,12 @@ class EmailService:
         date: datetime,
     ) -> OutgoingEmail:
         """Render one email, ready to send. Pure and thread-safe: big batches may compose
-        in a worker thread. Raises UnknownTemplate, ValueError (locale) or
-        jinja2.UndefinedError (data missing a variable)."""
+        in a worker thread. The MIME message is built here too (`mime`), off the event
+        loop (left out when it cannot be built: the sender then refuses the email with the
+        reason). Raises UnknownTemplate, ValueError (locale) or jinja2.UndefinedError (data
+        missing a variable)."""
         rendered = self.renderer.render(template, locale, data)
-        return OutgoingEmail(
+        email = OutgoingEmail(
             to=to,
             subject=rendered.subject,
             text=rendered.text,
@@ -44,6 +47,15 @@ class EmailService:
             message_id=message_id,
             date=date,
         )
+        try:
+            mime = sender.build_message(
+                email,
+                from_address=self.settings.EMAIL_FROM,
+                from_name=self.settings.EMAIL_FROM_NAME,
+            ).as_bytes()
+        except Exception:  # the sender checks it again and says why it cannot go
+            return email
+        return dataclasses.replace(email, mime=mime)
 
     def connect(self) -> EmailSender:
         """A fresh sender for one batch: `async with service.connect() as s: await s.send(e)`."""
