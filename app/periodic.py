@@ -1,17 +1,31 @@
 """Work the app does beside requests, started and stopped by the lifespan: the email
-outbox dispatcher and the sweep of expired confirmation codes. Both also run from the
+outbox dispatcher, and the sweep (expired confirmation codes marked false, outbox rows
+older than OUTBOX_KEEP_DAYS deleted). Both also run from the
 CLI (`python -m app outbox run`, `python -m app sweep`) for deployments that turn them
 off here (OUTBOX_DISPATCHER_ENABLED=false)."""
 
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.confirmation import service as confirmation
+from app.core.clock import utcnow
+from app.core.config import Settings
+from app.services.email import outbox
 
 logger = logging.getLogger("app.periodic")
+
+
+async def sweep(db: AsyncSession, settings: Settings) -> tuple[int, int]:
+    """Expired confirmations marked false, old outbox rows deleted: (marked, deleted)."""
+    now = utcnow()
+    marked = await confirmation.sweep(db, now)
+    deleted = await outbox.purge(db, older_than=now - timedelta(days=settings.OUTBOX_KEEP_DAYS))
+    return marked, deleted
 
 
 async def sweep_forever(app: FastAPI, stop: asyncio.Event) -> None:
@@ -19,9 +33,9 @@ async def sweep_forever(app: FastAPI, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             async with app.state.sessionmaker.begin() as db:
-                await confirmation.sweep(db)
+                await sweep(db, app.state.settings)
         except Exception:
-            logger.exception("confirmation sweep failed; retrying at the next interval")
+            logger.exception("sweep failed; retrying at the next interval")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
 

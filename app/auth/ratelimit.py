@@ -80,9 +80,14 @@ class RateLimits:
         if self.enabled and not await self._limiter.hit(item, key):
             raise RateLimited(await self._retry_after(item, key))
 
-    async def allow(self, item: RateLimitItem, key: str) -> bool:
-        """Count one event; False (instead of raising) when it goes over the limit."""
-        return not self.enabled or await self._limiter.hit(item, key)
+    async def available(self, item: RateLimitItem, key: str) -> bool:
+        """Whether one more event would stay within the limit (nothing is counted)."""
+        return not self.enabled or await self._limiter.test(item, key)
+
+    async def count(self, item: RateLimitItem, key: str) -> None:
+        """Count one event that happened, over the limit or not."""
+        if self.enabled:
+            await self._limiter.hit(item, key)
 
     async def reset(self, item: RateLimitItem, key: str) -> None:
         """Forget the key's events (e.g. the failures before a successful login)."""

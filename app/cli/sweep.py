@@ -1,4 +1,5 @@
-"""`python -m app sweep`: write `false` into confirmations whose code expired unused.
+"""`python -m app sweep`: write `false` into confirmations whose code expired unused, and
+delete sent and failed outbox rows older than OUTBOX_KEEP_DAYS.
 
 The app does this every SWEEP_INTERVAL_SECONDS; reads apply expiry on their own, so the
 sweep only makes the stored rows agree (for reports and queries on the table itself)."""
@@ -7,13 +8,14 @@ import argparse
 import asyncio
 
 from app.cli.common import Command, transaction
-from app.confirmation.service import sweep
+from app.core.config import get_settings
+from app.periodic import sweep
 
 
 async def _sweep() -> str:
     async with transaction() as db:
-        count = await sweep(db)
-    return f"{count} expired confirmation(s) marked false"
+        marked, deleted = await sweep(db, get_settings())
+    return f"{marked} expired confirmation(s) marked false; {deleted} old email(s) deleted"
 
 
 def run(args: argparse.Namespace) -> str:
@@ -22,8 +24,11 @@ def run(args: argparse.Namespace) -> str:
 
 COMMAND = Command(
     name="sweep",
-    help="mark expired confirmation codes false",
-    description="Write false into every pending confirmation whose code has expired.",
+    help="mark expired confirmation codes false; delete old outbox rows",
+    description=(
+        "Write false into every pending confirmation whose code has expired, and delete"
+        " sent and failed outbox rows older than OUTBOX_KEEP_DAYS."
+    ),
     configure=lambda parser: None,
     run=run,
 )

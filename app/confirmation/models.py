@@ -3,9 +3,8 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, and_, case, false
+from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.clock import utcnow
 from app.core.db import Base, UTCDateTime
@@ -14,8 +13,9 @@ from app.core.db import Base, UTCDateTime
 class AccountConfirmation(Base):
     """`confirmation_status`: true once confirmed; null (pending) while a live code awaits
     entry; false once `expires_at` passed unconfirmed or the code was burned by wrong
-    entries. Read it through `effective_status` / `status_expression`, which apply expiry
-    at read time; the sweep writes the same false into the rows later."""
+    entries. Read it through ConfirmationPolicy.status (app.confirmation.service), which
+    applies expiry and the attempt cap at read time; the sweep writes the same false into
+    the rows later."""
 
     __tablename__ = "account_confirmation"
 
@@ -28,16 +28,3 @@ class AccountConfirmation(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # wrong entries of this code
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # resend cooldown
-
-    def effective_status(self, now: datetime) -> bool | None:
-        if self.confirmation_status is None and self.expires_at <= now:
-            return False
-        return self.confirmation_status
-
-    @classmethod
-    def status_expression(cls, now: datetime) -> ColumnElement[bool | None]:
-        """The same rule as effective_status, in SQL (for queries that filter or list)."""
-        return case(
-            (and_(cls.confirmation_status.is_(None), cls.expires_at <= now), false()),
-            else_=cls.confirmation_status,
-        )

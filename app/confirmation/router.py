@@ -88,12 +88,16 @@ async def resend(
     components: Components,
 ) -> Response:
     limits = components.limits
-    # Counted for every request naming the email, whether or not it has an account.
-    if not await limits.allow(limits.confirm_resend_account, limits.account_key(body.email)):
+    key = limits.account_key(body.email)
+    # Only codes actually sent count against the budget: clicks within the cooldown,
+    # which send nothing, cannot use it up.
+    if not await limits.available(limits.confirm_resend_account, key):
         return Response(status_code=status.HTTP_202_ACCEPTED)
     user = await manager.user_db.get_by_email(body.email)
-    if user is not None and user.is_active and not user.is_verified:
-        await _policy(request).issue(db, user, respect_cooldown=True)
+    if user is None or not user.is_active or user.is_verified:
+        return Response(status_code=status.HTTP_202_ACCEPTED)
+    if await _policy(request).issue(db, user, respect_cooldown=True):
+        await limits.count(limits.confirm_resend_account, key)
     return Response(status_code=status.HTTP_202_ACCEPTED)
 
 
@@ -107,6 +111,6 @@ async def resend(
     ),
     responses=error_responses("UNAUTHORIZED"),
 )
-async def my_confirmation(user: CurrentUser, db: SessionDep) -> ConfirmationState:
-    confirmation_status, expires_at = await service.status_of(db, user)
+async def my_confirmation(request: Request, user: CurrentUser, db: SessionDep) -> ConfirmationState:
+    confirmation_status, expires_at = await _policy(request).status_of(db, user)
     return ConfirmationState(confirmation_status=confirmation_status, expires_at=expires_at)

@@ -21,8 +21,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any, cast
 
-from sqlalchemy import and_, case, false, select, true, update
+from sqlalchemy import CursorResult, case, false, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -101,6 +102,23 @@ class ConfirmationPolicy:
             outbox=outbox,
         )
 
+    def status(self, row: AccountConfirmation, now: datetime) -> bool | None:
+        """The status as the API shows it: a pending code that expired, or that wrong
+        entries used up, reads false at once. `_live` states the same rule in SQL, for the
+        conditional updates."""
+        if row.confirmation_status is None and (
+            row.expires_at <= now or row.attempts >= self.max_attempts
+        ):
+            return False
+        return row.confirmation_status
+
+    async def status_of(self, db: AsyncSession, user: User) -> tuple[bool | None, datetime | None]:
+        """(confirmation_status, expires_at) of `user`'s confirmation."""
+        row = await db.get(AccountConfirmation, user.id, populate_existing=True)
+        if row is None:  # staff created from the CLI, confirmed by whoever created them
+            return user.is_verified, None
+        return self.status(row, utcnow()), row.expires_at
+
     def digest(self, user_id: uuid.UUID, code: str) -> str:
         message = f"account-confirmation:{user_id}:{code}".encode()
         return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
@@ -165,13 +183,12 @@ class ConfirmationPolicy:
         if user is None or row is None:
             self.digest(uuid.UUID(int=0), code)  # the same work as for an account
             return Outcome.INVALID
-        matches = hmac.compare_digest(row.confirmation_code, self.digest(user.id, code))
-        status = row.effective_status(now)
-        if status is None and row.attempts >= self.max_attempts:
-            status = False  # burned by a row written before the cap was lowered
+        digest = self.digest(user.id, code)
+        matches = hmac.compare_digest(row.confirmation_code, digest)
+        status = self.status(row, now)
         if status is None:
             if matches:
-                return await self._mark_confirmed(db, user, row, now)
+                return await self._mark_confirmed(db, user, row, digest, now)
             await self._count_wrong(db, user.id, now)
             return Outcome.INVALID
         if not matches:
@@ -188,13 +205,13 @@ class ConfirmationPolicy:
         ]
 
     async def _mark_confirmed(
-        self, db: AsyncSession, user: User, row: AccountConfirmation, now: datetime
+        self, db: AsyncSession, user: User, row: AccountConfirmation, digest: str, now: datetime
     ) -> Outcome:
         result = await db.execute(
             update(AccountConfirmation)
             .where(
                 AccountConfirmation.user_id == user.id,
-                AccountConfirmation.confirmation_code == row.confirmation_code,
+                AccountConfirmation.confirmation_code == digest,
                 *self._live(now),
             )
             .values(confirmation_status=true())
@@ -202,6 +219,8 @@ class ConfirmationPolicy:
         )
         if result.first() is None:  # burned, replaced or used by a parallel request
             await db.refresh(row)
+            if not hmac.compare_digest(row.confirmation_code, digest):
+                return Outcome.INVALID  # a new code replaced this one meanwhile
             if row.confirmation_status:
                 return Outcome.USED
             return Outcome.BURNED if row.attempts >= self.max_attempts else Outcome.EXPIRED
@@ -223,26 +242,15 @@ class ConfirmationPolicy:
         )
 
 
-async def status_of(db: AsyncSession, user: User) -> tuple[bool | None, datetime | None]:
-    """(confirmation_status, expires_at) as the API shows them, expiry applied."""
-    row = await db.get(AccountConfirmation, user.id, populate_existing=True)
-    if row is None:  # staff created from the CLI, confirmed by whoever created them
-        return user.is_verified, None
-    return row.effective_status(utcnow()), row.expires_at
-
-
 async def sweep(db: AsyncSession, now: datetime | None = None) -> int:
     """Write false into every pending row whose code has expired; returns how many."""
     now = now or utcnow()
     result = await db.execute(
         update(AccountConfirmation)
         .where(
-            and_(
-                AccountConfirmation.confirmation_status.is_(None),
-                AccountConfirmation.expires_at <= now,
-            )
+            AccountConfirmation.confirmation_status.is_(None),
+            AccountConfirmation.expires_at <= now,
         )
         .values(confirmation_status=false())
-        .returning(AccountConfirmation.user_id)
     )
-    return len(result.all())
+    return cast(CursorResult[Any], result).rowcount

@@ -100,6 +100,7 @@ class Settings(DatabaseSettings):
     OUTBOX_LEASE_SECONDS: float = Field(default=120, gt=0, le=86400)
     OUTBOX_RETRY_MAX_SECONDS: float = Field(default=300, gt=0, le=86400)
     OUTBOX_GIVE_UP_SECONDS: float = Field(default=86400, gt=0)
+    OUTBOX_KEEP_DAYS: int = Field(default=30, ge=1, le=3650)
 
     # Account confirmation codes (app/confirmation).
     CONFIRMATION_CODE_TTL_SECONDS: int = Field(default=600, ge=60, le=86400)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import time_machine
 
 from app.confirmation import service
+from app.users.models import User
 from tests.confirmation.helpers import confirmation_row, latest_code, other_code, queued
 from tests.helpers import PASSWORD, login, register, signed_in
 
@@ -232,3 +233,51 @@ async def test_new_codes_per_account_are_limited_silently(make_app):
             assert response.status_code == 202
     # The registration's code, then two resends; the other two are over the budget.
     assert len(await queued(app, to=user["email"], template="confirmation_code")) == 3
+
+
+async def test_clicks_within_the_cooldown_do_not_use_up_the_hourly_budget(make_app):
+    from tests.conftest import client_for
+
+    app = make_app(RATE_LIMIT_CONFIRM_RESEND_ACCOUNT="2/hour")
+    with time_machine.travel(START, tick=False) as clock:
+        async with client_for(app) as client:
+            user = await register(client)
+            resend = {"email": user["email"]}
+            for second in (1, 10, 20, 30, 40):  # within the cooldown: nothing sent
+                clock.move_to(START + timedelta(seconds=second))
+                assert (await client.post("/auth/confirm/resend", json=resend)).status_code == 202
+            for second in (61, 122, 183):  # two new codes fit the budget, the third not
+                clock.move_to(START + timedelta(seconds=second))
+                assert (await client.post("/auth/confirm/resend", json=resend)).status_code == 202
+    assert len(await queued(app, to=user["email"], template="confirmation_code")) == 3
+
+
+async def test_a_code_replaced_while_it_is_checked_answers_invalid(app, client):
+    user = await register(client)
+    old = await latest_code(app, user["email"])
+    policy = app.state.confirmation
+    stored = await confirmation_row(app, user["email"])
+    async with app.state.sessionmaker() as db:
+        account = await db.get(User, stored.user_id)
+        row = await db.merge(stored)
+        await policy.issue(db, account)  # a resend lands between the check and the update
+        outcome = await policy._mark_confirmed(
+            db, account, row, policy.digest(account.id, old), datetime.now(UTC)
+        )
+    assert outcome == service.Outcome.INVALID
+
+
+async def test_a_pending_code_with_its_attempts_used_up_reads_false(app, client):
+    from sqlalchemy import update
+
+    from app.confirmation.models import AccountConfirmation
+
+    user = await signed_in(client)
+    row = await confirmation_row(app, user["email"])
+    async with app.state.sessionmaker.begin() as db:  # e.g. the cap was lowered since
+        await db.execute(
+            update(AccountConfirmation)
+            .where(AccountConfirmation.user_id == row.user_id)
+            .values(attempts=5, confirmation_status=None)
+        )
+    assert (await client.get("/users/me/confirmation")).json()["confirmation_status"] is False

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Uuid
+from sqlalchemy import JSON, CursorResult, ForeignKey, Index, Integer, String, Uuid, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -106,3 +106,14 @@ class Outbox:
         db.add(row)
         call_after_commit(db, self.wake)
         return row
+
+
+async def purge(db: AsyncSession, *, older_than: datetime) -> int:
+    """Delete sent and failed rows queued before `older_than`; returns how many."""
+    result = await db.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.state.in_([OutboxState.SENT, OutboxState.FAILED]),
+            OutboxMessage.created_at < older_than,
+        )
+    )
+    return cast(CursorResult[Any], result).rowcount

@@ -84,12 +84,15 @@ def test_css_is_inlined_and_no_stylesheet_is_left(renderer):
     assert re.search(r'<body style="[^"]*margin: 0', html)
 
 
-def test_the_subject_is_the_text_templates_and_uses_the_data(renderer):
+def test_the_subject_is_the_text_templates_and_keeps_the_code_out(renderer):
     ru = renderer.render("confirmation_code", "ru", SAMPLES["confirmation_code"])
     en = renderer.render("confirmation_code", "en", SAMPLES["confirmation_code"])
-    assert ru.subject == "Код подтверждения: 482915"
-    assert en.subject == "Your confirmation code: 482915"
-    assert "<title>Код подтверждения: 482915</title>" in ru.html
+    assert ru.subject == "Подтвердите адрес почты"
+    assert en.subject == "Confirm your email address"
+    assert "<title>Подтвердите адрес почты</title>" in ru.html
+    # The code stays out of the subject: relay logs and lock-screen previews show subjects.
+    assert "482915" not in ru.subject + en.subject
+    assert "482915" in ru.text and "482915" in ru.html
 
 
 def test_the_code_is_shown_big_in_html_and_on_its_own_line_in_text(renderer):

@@ -72,7 +72,7 @@ def test_compose_is_safe_from_many_threads(service):
     with ThreadPoolExecutor(max_workers=8) as pool:
         emails = list(pool.map(one, range(200)))
     for i, email in enumerate(emails):
-        assert email.subject == f"Код подтверждения: {i:06d}"
+        assert email.subject == "Подтвердите адрес почты"
         assert f"User {i}!" in email.text and f">{i:06d}</p>" in email.html
 
 
@@ -114,7 +114,7 @@ async def test_the_console_backend_logs_the_whole_message_and_sends_nothing(serv
     logged = record.getMessage()
     for expected in (
         "To: anna@example.com",
-        "Subject: Код подтверждения: 482915",
+        "Subject: Подтвердите адрес почты",
         "From: Магазин <noreply@shop.test>",
         "Message-ID: <c1@shop.test>",
         "Date: Fri, 27 Nov 2026 14:05:09 +0000",

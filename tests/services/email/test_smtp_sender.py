@@ -58,7 +58,7 @@ async def test_the_message_that_arrives_is_alternative_text_then_html(smtp_serve
     assert 'style="' in html.get_content() and "<style" not in html.get_content()
     assert "Здравствуйте, Анна!" in text.get_content()
 
-    assert message["Subject"] == "Код подтверждения: 073512"
+    assert message["Subject"] == "Подтвердите адрес почты"
     assert message["Message-ID"] == email.message_id
     assert message["Date"].datetime == DATE
     [sender] = message["From"].addresses
