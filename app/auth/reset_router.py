@@ -112,13 +112,13 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     response_class=Response,
     summary="Забыли пароль · Forgot the password",
     description=(
-        "Всегда 202, без тела. Если аккаунт с этим email есть и активен, на него уходит "
+        "202, без тела (429 сверх лимитов). Если аккаунт с этим email есть и активен, на него уходит "
         "письмо со ссылкой `{PUBLIC_BASE_URL}/reset-password?token=…`; ссылка действует "
         "30 минут и перестаёт работать, как только пароль изменён. Не больше 10 запросов в "
-        "час с одного адреса и 3 в час на один email. Always 202, no body: an existing "
+        "час с одного адреса и 3 в час на один email (по умолчанию). 202, no body (429 beyond the limits): an existing "
         "active account gets an email with a link `{PUBLIC_BASE_URL}/reset-password?token=…`, "
         "valid 30 minutes and useless once the password changed; the answer does not tell "
-        "whether the account exists. At most 10 requests an hour per IP and 3 per email."
+        "whether the account exists. By default at most 10 requests an hour per IP and 3 per email."
     ),
     responses={
         202: {"description": "Принято · Accepted"},

@@ -2,7 +2,7 @@
 
 `run` is the dispatcher as a separate worker (for deployments that set
 OUTBOX_DISPATCHER_ENABLED=false in the app, or want a worker of their own): it delivers
-until SIGINT/SIGTERM, finishing the message in hand; `run --once` delivers what is due now
+until SIGINT/SIGTERM, finishing the batch in hand (at most OUTBOX_BATCH_SIZE emails); `run --once` delivers what is due now
 and exits. Any number of workers and app instances may run at once (see
 app.services.email.dispatcher). `status` prints the number of emails in each state and
 how long the oldest pending one has waited.

@@ -39,11 +39,11 @@ async def limit_confirmations(request: Request, components: Components) -> None:
     summary="Подтвердить email кодом · Confirm the email with the code",
     description=(
         "Вход не нужен. Код из 6 цифр живёт 10 минут; после 5 неверных попыток он "
-        "перестаёт действовать — запросите новый. Ответ не зависит от того, есть ли такой "
-        "аккаунт. No login needed. The 6-digit code lives 10 minutes and dies after 5 wrong "
-        "entries. A wrong code, or an email with no account, answers "
+        "перестаёт действовать — запросите новый (значения по умолчанию). Ответ не зависит "
+        "от того, есть ли такой аккаунт. No login needed. By default the 6-digit code lives "
+        "10 minutes and dies after 5 wrong entries. A wrong code, or an email with no account, answers "
         "`CONFIRMATION_CODE_INVALID`; only the right code tells that it expired, was used "
-        "or was burned. At most 30 codes a minute per IP."
+        "or was burned. By default at most 30 codes a minute per IP."
     ),
     responses=error_responses(
         *(error.code for error in service.ERRORS.values()),
@@ -74,9 +74,9 @@ async def confirm(
     summary="Прислать код ещё раз · Send a new code",
     description=(
         "Всегда 202. Новый код уходит, только если аккаунт есть и ещё не подтверждён, не "
-        "чаще раза в минуту и не больше 5 раз в час; старый код перестаёт действовать. "
-        "Always 202: a new code goes only to an existing unconfirmed account, at most once "
-        "a minute and 5 times an hour; it replaces the old code."
+        "чаще раза в минуту и не больше 5 раз в час (по умолчанию); старый код перестаёт "
+        "действовать. Always 202: a new code goes only to an existing unconfirmed account, "
+        "by default at most once a minute and 5 times an hour; it replaces the old code."
     ),
     responses={202: {"description": "Принято · Accepted"}},
 )
