@@ -17,7 +17,9 @@ copy the last run generated, against the given test files only (copied in first)
 mutmut runs one (pytest with MUTANT_UNDER_TEST naming it); those that now fail are recorded
 as killed. For new tests written against survivors while the code moves on: `mutmut run`
 would regenerate the mutants from the changed code first.
-Not part of CI: a full run from scratch takes long (see docs/mutation.md).
+The tests run with SHOP_TEST_CHEAP_HASHING=1 (argon2 at its cheapest, see tests/conftest.py):
+about 4x less CPU per mutant. Not part of CI: a full run from scratch takes long (see
+docs/mutation.md).
 """
 
 import argparse
@@ -241,6 +243,9 @@ def write_docs(text: str) -> None:
 
 
 def main() -> int:
+    # Tests hash passwords with argon2 at its cheapest (tests/conftest.py): the tests of a
+    # mutant take about a quarter of the CPU; what they check does not depend on the cost.
+    os.environ.setdefault("SHOP_TEST_CHEAP_HASHING", "1")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mutants", nargs="*", help="re-test only these mutants (globs)")
     parser.add_argument("--children", type=int, default=int(os.environ.get("MUTATE_CHILDREN", 2)))

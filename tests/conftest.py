@@ -23,6 +23,20 @@ from tests.server import serve
 # The SMTP test server's fixtures (smtp_server, smtp_server_with_auth, silent_smtp_server).
 pytest_plugins = ["tests.smtp"]
 
+if os.environ.get("SHOP_TEST_CHEAP_HASHING") == "1":
+    # `make mutate` only (scripts/mutate.py sets it): argon2 at its cheapest, 0.6 instead
+    # of ~190 ms of CPU per hash here, so each mutant's tests take a fraction of the time.
+    # Where hashing runs (threads, queueing, upgrades) is what the tests check, not its
+    # cost; the regular suite and every served app keep the real parameters.
+    from fastapi_users.password import PasswordHelper
+    from pwdlib import PasswordHash
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    import app.core.security as security_module
+
+    _CHEAP = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+    security_module.PasswordHelper = lambda: PasswordHelper(_CHEAP)  # type: ignore[assignment]
+
 TEST_SECRET = secrets.token_urlsafe(48)
 BASE_URL = "https://shop.test"
 
