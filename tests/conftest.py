@@ -31,10 +31,14 @@ if os.environ.get("SHOP_TEST_CHEAP_HASHING") == "1":
     from fastapi_users.password import PasswordHelper
     from pwdlib import PasswordHash
     from pwdlib.hashers.argon2 import Argon2Hasher
+    from pwdlib.hashers.bcrypt import BcryptHasher
 
     import app.core.security as security_module
 
-    _CHEAP = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
+    # The same policy as fastapi-users' default (argon2 now, bcrypt still verified), cheaper.
+    _CHEAP = PasswordHash(
+        (Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1), BcryptHasher())
+    )
     security_module.PasswordHelper = lambda: PasswordHelper(_CHEAP)  # type: ignore[assignment]
 
 TEST_SECRET = secrets.token_urlsafe(48)
