@@ -73,7 +73,6 @@ class DispatchResult:
     sent: int = 0
     deferred: int = 0
     failed: int = 0
-    released: int = 0
 
 
 @dataclass(slots=True)
@@ -143,9 +142,6 @@ class Dispatcher:
         finally:
             if sent:
                 await self._mark_sent(sent, claim.token)
-        if pending:
-            await self._release([r.id for r in pending], claim.token)
-            result.released = len(pending)
         if result.failed or result.deferred:
             logger.warning(
                 "email outbox: %d sent, %d deferred, %d failed",
@@ -166,7 +162,8 @@ class Dispatcher:
     ) -> None:
         """Send `pending` in order, removing what was dealt with. If the claim was lost
         (the lease ran out and another dispatcher took the rows), stop: `pending` is
-        emptied, those rows are no longer ours to send or release."""
+        emptied, those rows are no longer ours to send. An unexpected error leaves the
+        rest leased: they go out again after the lease, not in a tight loop."""
         token = claim.token
         send_budget = timedelta(seconds=SEND_TIMEOUTS * self.settings.SMTP_TIMEOUT)
         while pending:
@@ -319,14 +316,6 @@ class Dispatcher:
             next_attempt_at=now + timedelta(seconds=delay),
             last_error=_bounded(error),
         )
-
-    async def _release(self, row_ids: list[int], token: uuid.UUID) -> None:
-        async with self.sessionmaker.begin() as db:
-            await db.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(row_ids), OutboxMessage.claim_token == token)
-                .values(lease_until=None, claim_token=None)
-            )
 
 
 async def outbox_counts(db: AsyncSession) -> dict[str, int]:
