@@ -8,7 +8,7 @@ import time_machine
 from sqlalchemy import select, update
 
 from app.core.db import create_engine, create_sessionmaker
-from app.services.email.dispatcher import Dispatcher, retry_delay
+from app.services.email.dispatcher import Dispatcher, outbox_counts, retry_delay
 from app.services.email.outbox import OutboxMessage, OutboxState
 from tests.confirmation.helpers import queued
 from tests.conftest import client_for
@@ -287,3 +287,16 @@ async def test_the_loop_wakes_when_a_retry_is_due_not_at_the_poll(
         stop.set()
         await loop
     assert smtp_server.envelopes[0].rcpt_tos == ["later@example.com"]
+
+
+async def test_outbox_counts_by_state(make_app, make_settings, smtp_server):
+    app = make_app(make_settings(**smtp_server.settings_values()))
+    async with app.state.sessionmaker.begin() as db:
+        for to in ("gone@example.com", "a@example.com", "b@example.com"):
+            notice(app, db, to)
+    smtp_server.fail_next(1, "550 5.1.1 No such user", command="RCPT")
+    async with app.state.sessionmaker() as db:
+        assert await outbox_counts(db) == {"pending": 3, "sent": 0, "failed": 0}
+    await app.state.dispatcher.run_once()
+    async with app.state.sessionmaker() as db:
+        assert await outbox_counts(db) == {"pending": 0, "sent": 2, "failed": 1}
