@@ -21,6 +21,7 @@ from app.core.bodylimit import BodyLimitMiddleware
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
+from app.core.logs import configure_logging
 from app.docs import install_docs
 from app.periodic import run_background_work
 from app.services.email.dispatcher import Dispatcher
@@ -40,6 +41,7 @@ OPENAPI_TAGS = [
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging()
     engine = create_engine(
         settings.DATABASE_URL,
         echo=settings.DB_ECHO,

@@ -35,3 +35,28 @@ def test_registration_email_leaves_at_once(live_server, mail_server):
     assert mail_server.messages, "no email within 20 s (the poll is 60 s)"
     assert time.monotonic() - started < 20  # the poll would take 60 s
     assert mail_server.envelopes[0].rcpt_tos == [data["email"]]
+
+
+@pytest.fixture
+def console_settings(make_settings):
+    return make_settings(EMAIL_BACKEND="console", OUTBOX_POLL_SECONDS=60)
+
+
+def test_the_console_backend_shows_the_code_in_the_served_apps_log(
+    console_settings, tmp_path_factory
+):
+    """`make run` uses the console backend by default: its log must show the email."""
+    from tests.server import serve
+
+    data = new_user_data()
+    with serve(console_settings, tmp_path_factory.mktemp("console")) as served:
+        with httpx.Client(base_url=served.base) as client:
+            assert client.post("/auth/register", json=data).status_code == 201
+        started = time.monotonic()
+        while time.monotonic() - started < 20:
+            log = served.log.read_text(errors="replace")
+            if "console backend, not sent" in log:
+                break
+            time.sleep(0.05)
+    assert "console backend, not sent" in log
+    assert f"To: {data['email']}" in log
