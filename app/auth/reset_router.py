@@ -15,7 +15,7 @@ from fastapi_users.router.common import ErrorCode
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.auth.deps import UserManagerDep
-from app.auth.services import AuthComponents, auth_components, client_ip
+from app.auth.services import limit_per_ip
 from app.core.errors import define_error
 from app.core.openapi import error_responses
 from app.users.schemas import Email, Password, UserRead
@@ -96,13 +96,6 @@ RESET_EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
-async def limit_forgot_password_ip(
-    request: Request, components: Annotated[AuthComponents, Depends(auth_components)]
-) -> None:
-    limits = components.limits
-    await limits.hit(limits.forgot_password_ip, client_ip(request) or "unknown")
-
-
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
@@ -124,7 +117,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
         202: {"description": "Принято · Accepted"},
         **error_responses("RATE_LIMITED"),
     },
-    dependencies=[Depends(limit_forgot_password_ip)],
+    dependencies=[Depends(limit_per_ip(lambda limits: limits.forgot_password_ip))],
 )
 async def forgot_password(
     request: Request,

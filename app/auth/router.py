@@ -14,14 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth import sessions
 from app.auth.deps import CurrentUser, UserManagerDep, fastapi_users
-from app.auth.services import AuthComponents, auth_components, client_ip
+from app.auth.services import Components, limit_per_ip
 from app.auth.strategy import SessionStrategy, auth_backend, get_strategy
 from app.core.db import SessionDep
 from app.core.errors import define_error
 from app.core.openapi import error_responses
 from app.users.schemas import REGISTRATION_EXAMPLES, UserCreate, UserRead
 
-Components = Annotated[AuthComponents, Depends(auth_components)]
 Strategy = Annotated[SessionStrategy, Depends(get_strategy)]
 CurrentUserToken = Annotated[
     tuple[object, str], Depends(fastapi_users.authenticator.current_user_token(active=True))
@@ -74,10 +73,6 @@ class LoginForm(BaseModel):
     )
 
 
-async def limit_registrations(request: Request, components: Components) -> None:
-    await components.limits.hit(components.limits.register_ip, client_ip(request) or "unknown")
-
-
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
@@ -94,7 +89,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     responses=error_responses(
         REGISTER_USER_ALREADY_EXISTS.code, REGISTER_INVALID_PASSWORD.code, "RATE_LIMITED"
     ),
-    dependencies=[Depends(limit_registrations)],
+    dependencies=[Depends(limit_per_ip(lambda limits: limits.register_ip))],
 )
 async def register(
     request: Request,

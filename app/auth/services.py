@@ -1,9 +1,12 @@
 """Per-app auth components, built once from settings and kept on `app.state.auth`."""
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
+from limits import RateLimitItem
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth.clientip import ClientAddress
@@ -46,6 +49,20 @@ class AuthComponents:
 async def auth_components(request: Request) -> AuthComponents:
     # async: FastAPI would run a plain `def` dependency in a worker thread, a costly hop.
     return request.app.state.auth
+
+
+Components = Annotated[AuthComponents, Depends(auth_components)]
+
+
+def limit_per_ip(item: Callable[[RateLimits], RateLimitItem]) -> Callable[..., Awaitable[None]]:
+    """A route dependency counting each request against the client IP's budget of the
+    limit `item` picks (429 beyond it): registrations, reset emails, confirmation codes."""
+
+    async def limit(request: Request, components: Components) -> None:
+        limits = components.limits
+        await limits.hit(item(limits), client_ip(request) or "unknown")
+
+    return limit
 
 
 def client_ip(request: Request) -> str | None:

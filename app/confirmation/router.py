@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Request, Response, status
 
 from app.auth.deps import CurrentUser, UserManagerDep
-from app.auth.services import AuthComponents, auth_components, client_ip
+from app.auth.services import Components, limit_per_ip
 from app.confirmation import service
 from app.confirmation.schemas import (
     CONFIRM_EXAMPLES,
@@ -22,15 +22,8 @@ router = APIRouter(prefix="/auth/confirm", tags=["auth"])
 me_router = APIRouter(prefix="/users/me", tags=["users"])
 
 
-Components = Annotated[AuthComponents, Depends(auth_components)]
-
-
 def _policy(request: Request) -> ConfirmationPolicy:
     return request.app.state.confirmation
-
-
-async def limit_confirmations(request: Request, components: Components) -> None:
-    await components.limits.hit(components.limits.confirm_ip, client_ip(request) or "unknown")
 
 
 @router.post(
@@ -49,7 +42,7 @@ async def limit_confirmations(request: Request, components: Components) -> None:
         *(error.code for error in service.ERRORS.values()),
         "RATE_LIMITED",
     ),
-    dependencies=[Depends(limit_confirmations)],
+    dependencies=[Depends(limit_per_ip(lambda limits: limits.confirm_ip))],
 )
 async def confirm(
     request: Request,
