@@ -94,6 +94,13 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):  # type: ignor
         )
         self.verification_token_secret = components.secret
 
+    @property
+    def database(self) -> UserDatabase:
+        """The adapter as ours (fastapi-users types it as its base class): the request's
+        session and the compare-and-set password write."""
+        assert isinstance(self.user_db, UserDatabase)
+        return self.user_db
+
     async def validate_password(self, password: str, user: schemas.UC | User) -> None:
         check_password(password, str(user.email))
 
@@ -140,8 +147,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):  # type: ignor
         """A new account gets its confirmation code by email, queued in the registration's
         own transaction (see app.services.email.outbox)."""
         if request is not None:
-            assert isinstance(self.user_db, UserDatabase)
-            await request.app.state.confirmation.issue(self.user_db.session, user)
+            await request.app.state.confirmation.issue(self.database.session, user)
 
     async def on_after_login(
         self, user: User, request: Request | None = None, response: Any = None
@@ -149,6 +155,9 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):  # type: ignor
         """Only now — right password, active account, session issued — are the account's
         earlier guesses forgotten. Resetting on a right password alone told an attacker the
         password of a deactivated account (its logins answer 400 either way)."""
+        await self._forget_failed_logins(user)
+
+    async def _forget_failed_logins(self, user: User) -> None:
         limits = self.components.limits
         await limits.reset(limits.login_account, limits.account_key(user.email))
 
@@ -211,8 +220,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):  # type: ignor
             raise exceptions.UserInactive()
         await self.validate_password(password, user)
         new_hash = await self.components.hasher.hash(password)
-        assert isinstance(self.user_db, UserDatabase)
-        if not await self.user_db.replace_password(user, old_hash, new_hash):
+        if not await self.database.replace_password(user, old_hash, new_hash):
             raise exceptions.InvalidResetPasswordToken()  # used by a parallel request
         await self.on_after_reset_password(user, request)
         return user
@@ -223,10 +231,9 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):  # type: ignor
         """The reset link goes out by email, queued in this request's transaction."""
         if request is None:
             return
-        assert isinstance(self.user_db, UserDatabase)
         base_url = request.app.state.settings.PUBLIC_BASE_URL
         request.app.state.outbox.add(
-            self.user_db.session,
+            self.database.session,
             to=user.email,
             template="password_reset",
             data={
@@ -241,8 +248,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):  # type: ignor
         """Whoever held the old password is signed out everywhere; the account's address
         hears of the change; failed logins counted against the account are forgotten, so
         the owner can sign in with the new password at once."""
-        assert isinstance(self.user_db, UserDatabase)
-        db = self.user_db.session
+        db = self.database.session
         await sessions.revoke_user_sessions(db, user.id)
         if request is not None:
             notices.password_changed(
@@ -253,8 +259,7 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):  # type: ignor
                 user_id=user.id,
                 at=utcnow(),
             )
-        limits = self.components.limits
-        await limits.reset(limits.login_account, limits.account_key(user.email))
+        await self._forget_failed_logins(user)
 
     async def verify_password(self, user: User, password: str) -> bool:
         """Check a password; upgrade the stored hash when the hasher's policy changed."""

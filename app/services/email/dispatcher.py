@@ -57,7 +57,7 @@ logger = logging.getLogger("app.email.outbox")
 RETRY_BASE_SECONDS = 2.0
 SENT_RECORD_EVERY = 10
 # A send needs at most this many SMTP timeouts (connect, EHLO, STARTTLS, EHLO, login,
-# MAIL, RCPT, DATA); the lease (at least LEASE_TIMEOUTS of them, see the settings) must
+# MAIL, RCPT, DATA); the lease (at least OUTBOX_LEASE_MIN_TIMEOUTS of them, see the settings) must
 # leave room for it.
 SEND_TIMEOUTS = 8
 
