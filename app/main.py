@@ -23,6 +23,9 @@ from app.core.db import create_engine, create_sessionmaker
 from app.core.errors import install_error_handlers
 from app.core.logs import configure_logging
 from app.docs import install_docs
+from app.newsletters import service as newsletters
+from app.newsletters.router import router as unsubscribe_router
+from app.newsletters.service import Newsletters
 from app.periodic import run_background_work
 from app.services.email.dispatcher import Dispatcher
 from app.services.email.outbox import Outbox
@@ -35,6 +38,11 @@ OPENAPI_TAGS = [
     {"name": "sessions", "description": "Мои сеансы · My sessions"},
     {"name": "admin: users", "description": "Пользователи (для персонала) · Users (staff)"},
     {"name": "admin: emails", "description": "Письма (для персонала) · Emails (staff)"},
+    {
+        "name": "admin: newsletters",
+        "description": "Рассылки (для персонала) · Newsletters (staff)",
+    },
+    {"name": "newsletters", "description": "Отписка от рассылки · Unsubscribe"},
     {"name": "health", "description": "Проверки работоспособности · Health probes"},
 ]
 
@@ -51,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     auth = AuthComponents.build(settings, engine)
     sessionmaker = create_sessionmaker(engine)
     email = EmailService(settings)
-    dispatcher = Dispatcher(sessionmaker, email, settings)
+    dispatcher = Dispatcher(sessionmaker, email, settings, load_content=newsletters.load_content)
     outbox = Outbox(settings.EMAIL_FROM, settings.EMAIL_LOCALE, wake=dispatcher.wake)
 
     @asynccontextmanager
@@ -86,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.outbox = outbox
     app.state.dispatcher = dispatcher
     app.state.confirmation = ConfirmationPolicy.from_settings(settings, outbox)
+    app.state.newsletters = Newsletters.from_settings(settings, outbox)
 
     install_error_handlers(app)
     # Added innermost first: renewal runs closest to the routes, CORS outermost.
@@ -109,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(confirmation_me_router)
     app.include_router(sessions_router)
     app.include_router(admin.router)
+    app.include_router(unsubscribe_router)
     app.include_router(health.router)
     install_docs(app)
     return app

@@ -4,5 +4,6 @@
 def load_all_models() -> None:
     import app.auth.models  # noqa: PLC0415
     import app.confirmation.models  # noqa: PLC0415
+    import app.newsletters.models  # noqa: PLC0415
     import app.services.email.outbox  # noqa: PLC0415
     import app.users.models  # noqa: F401, PLC0415

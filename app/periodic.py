@@ -1,6 +1,6 @@
 """Work the app does beside requests, started and stopped by the lifespan: the email
-outbox dispatcher, and the sweep (expired confirmation codes marked false, outbox rows
-older than OUTBOX_KEEP_DAYS deleted). Both also run from the
+outbox dispatcher, and the sweep (expired confirmation codes marked false, finished
+newsletters' figures stored, outbox rows older than OUTBOX_KEEP_DAYS deleted). Both also run from the
 CLI (`python -m app outbox run`, `python -m app sweep`) for deployments that turn them
 off here (OUTBOX_DISPATCHER_ENABLED=false)."""
 
@@ -15,15 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.confirmation import service as confirmation
 from app.core.clock import utcnow
 from app.core.config import Settings
+from app.newsletters import service as newsletters
 from app.services.email import outbox
 
 logger = logging.getLogger("app.periodic")
 
 
 async def sweep(db: AsyncSession, settings: Settings) -> tuple[int, int]:
-    """Expired confirmations marked false, old outbox rows deleted: (marked, deleted)."""
+    """Expired confirmations marked false, finished newsletters' figures stored, then old
+    outbox rows deleted: (marked, deleted)."""
     now = utcnow()
     marked = await confirmation.sweep(db, now)
+    await newsletters.finish_sent(db)
     deleted = await outbox.purge(db, older_than=now - timedelta(days=settings.OUTBOX_KEEP_DAYS))
     return marked, deleted
 

@@ -22,6 +22,8 @@ DEFINING_MODULES = (
     "app.users.router",
     "app.users.service",
     "app.core.cursor",
+    "app.newsletters.router",
+    "app.newsletters.service",
 )
 
 

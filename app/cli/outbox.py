@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from app.cli.common import Command, database
 from app.core.clock import utcnow
 from app.core.config import get_settings
+from app.newsletters import service as newsletters
 from app.services.email.dispatcher import Dispatcher, DispatchResult, outbox_counts
 from app.services.email.outbox import OutboxMessage, OutboxState
 from app.services.email.service import EmailService
@@ -25,15 +26,18 @@ from app.services.email.service import EmailService
 async def _run(once: bool) -> str:
     settings = get_settings()
     async with database() as sessionmaker:
-        dispatcher = Dispatcher(sessionmaker, EmailService(settings), settings)
+        dispatcher = Dispatcher(
+            sessionmaker, EmailService(settings), settings, load_content=newsletters.load_content
+        )
         if once:
             total = DispatchResult()
             while (result := await dispatcher.run_once()).claimed:
-                for name in ("sent", "deferred", "failed"):
+                for name in ("sent", "deferred", "failed", "withdrawn"):
                     setattr(total, name, getattr(total, name) + getattr(result, name))
                 if result.deferred:
                     break  # the server is unwell: the deferred rows wait for their backoff
-            return f"sent {total.sent}, deferred {total.deferred}, failed {total.failed}"
+            withdrawn = f", withdrawn {total.withdrawn}" if total.withdrawn else ""
+            return f"sent {total.sent}, deferred {total.deferred}, failed {total.failed}{withdrawn}"
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

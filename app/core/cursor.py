@@ -13,10 +13,13 @@ from typing import Annotated, Generic, TypeVar
 from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, ConfigDict, TypeAdapter, ValidationError
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import DomainError
 
 K = TypeVar("K", bound=tuple[object, ...])
+M = TypeVar("M")
 # Longer than any cursor this API hands out; the route's query bound says the same.
 CURSOR_MAX_LENGTH = 200
 
@@ -56,3 +59,26 @@ class CursorCodec(Generic[K]):
 
 # (created_at, id): the newest-first order of users, and of orders later.
 CreatedCursor = CursorCodec(tuple[UTCInstant, UUID])
+
+
+async def newest_first_page(
+    db: AsyncSession, stmt: Select[tuple[M]], model: type[M], *, limit: int, cursor: str | None
+) -> tuple[list[M], str | None]:
+    """One page of `stmt` newest first, keyset-paginated on the model's (created_at, id):
+    the thousandth page costs what the first does (an index on (created_at, id) serves it).
+    Returns the rows and the next page's cursor (None after the last page)."""
+    created_at_column = model.created_at  # type: ignore[attr-defined]
+    id_column = model.id  # type: ignore[attr-defined]
+    if cursor:
+        created_at, last_id = CreatedCursor.decode(cursor)
+        stmt = stmt.where(
+            or_(
+                created_at_column < created_at,
+                and_(created_at_column == created_at, id_column < last_id),
+            )
+        )
+    stmt = stmt.order_by(created_at_column.desc(), id_column.desc()).limit(limit + 1)
+    rows = list(await db.scalars(stmt))
+    last = rows[limit - 1] if len(rows) > limit else None
+    next_cursor = CreatedCursor.encode((last.created_at, last.id)) if last else None  # type: ignore[attr-defined]
+    return rows[:limit], next_cursor

@@ -38,6 +38,8 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     is_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # Newsletters (app.newsletters) go only to active, confirmed users who opted in.
+    newsletter_opt_in: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     # The email confirmation (app.confirmation): the code's state; is_verified is the result.
     account_confirmation_status: Mapped[AccountConfirmation | None] = relationship(

@@ -132,6 +132,7 @@ REGISTRATION_EXAMPLES: dict[str, dict[str, Any]] = {
             "password": "correct horse battery",
             "name": "Иван Петров",
             "phone": "+7 912 345-67-89",
+            "newsletter_opt_in": True,
         },
     },
     "international": {
@@ -158,6 +159,9 @@ class UserRead(BaseModel):
     role: UserRole = Field(description="Роль: user или admin · Role")
     is_active: bool = Field(description="Может входить · May sign in")
     is_verified: bool = Field(description="Email подтверждён · Email confirmed")
+    newsletter_opt_in: bool = Field(
+        description="Получает рассылку магазина · Receives the shop's newsletters"
+    )
     created_at: datetime = Field(description="Когда зарегистрирован (UTC) · Registered at (UTC)")
 
 
@@ -168,6 +172,13 @@ class UserCreate(CreateUpdateDictModel):
     password: Password
     name: Name
     phone: Phone
+    newsletter_opt_in: bool = Field(
+        default=False,
+        description=(
+            "Подписаться на рассылку магазина (по умолчанию нет) · Subscribe to the shop's "
+            "newsletters (default: no)"
+        ),
+    )
 
 
 UPDATE_EXAMPLES: dict[str, dict[str, Any]] = {
@@ -178,6 +189,10 @@ UPDATE_EXAMPLES: dict[str, dict[str, Any]] = {
     "password": {
         "summary": "Новый пароль · A new password",
         "value": {"password": "a new long passphrase", "current_password": "correct horse battery"},
+    },
+    "unsubscribe": {
+        "summary": "Отписаться от рассылки · Stop newsletters",
+        "value": {"newsletter_opt_in": False},
     },
     "email": {
         "summary": "Новый email (подтвердить заново) · A new email (to confirm again)",
@@ -195,6 +210,13 @@ class UserUpdate(CreateUpdateDictModel):
     phone: Phone = None  # type: ignore[assignment]
     email: Email = None  # type: ignore[assignment]
     password: Password = None  # type: ignore[assignment]
+    newsletter_opt_in: bool = Field(  # type: ignore[assignment]
+        default=None,
+        description=(
+            "Подписка на рассылку; false отменяет и ещё не отправленные письма · Newsletter "
+            "subscription; false also withdraws newsletters not yet sent"
+        ),
+    )
     current_password: Annotated[str, StringConstraints(max_length=4096)] = Field(  # type: ignore[assignment]
         default=None,
         description=(

@@ -3,14 +3,15 @@
 import uuid
 
 from fastapi import Request
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import sessions
 from app.auth.strategy import current_claims
 from app.core.clock import utcnow
-from app.core.cursor import CreatedCursor
+from app.core.cursor import newest_first_page
 from app.core.errors import DomainError, NotFound
+from app.services.email.outbox import withdraw_bulk
 from app.types.enums import UserRole
 from app.users import notices
 from app.users.manager import UserManager
@@ -86,6 +87,9 @@ async def update_me(
             user_id=user.id,
             at=now,
         )
+    if changes.get("newsletter_opt_in") is False or updated.email != old_email:
+        # Newsletters not yet sent stop at once (to the old address, too).
+        await withdraw_bulk(db, user.id)
     await manager.on_after_update(updated, changes, request)
     return updated
 
@@ -114,19 +118,7 @@ async def list_users(
                 User.phone.contains(needle, autoescape=True),
             )
         )
-    if cursor:
-        created_at, user_id = CreatedCursor.decode(cursor)
-        stmt = stmt.where(
-            or_(
-                User.created_at < created_at,
-                and_(User.created_at == created_at, User.id < user_id),
-            )
-        )
-    stmt = stmt.order_by(User.created_at.desc(), User.id.desc()).limit(limit + 1)
-    users = list(await db.scalars(stmt))
-    last = users[limit - 1] if len(users) > limit else None
-    next_cursor = CreatedCursor.encode((last.created_at, last.id)) if last else None
-    return users[:limit], next_cursor
+    return await newest_first_page(db, stmt, User, limit=limit, cursor=cursor)
 
 
 async def get_user(db: AsyncSession, user_id: uuid.UUID) -> User:
@@ -150,5 +142,7 @@ async def admin_update_user(
     for key, value in changed.items():
         setattr(user, key, value)
     await sessions.revoke_user_sessions(db, user.id)
+    if changed.get("is_active") is False:  # only active users receive newsletters
+        await withdraw_bulk(db, user.id)
     await db.flush()
     return user

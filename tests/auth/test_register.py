@@ -18,8 +18,10 @@ async def test_register_returns_the_public_user(client):
         "role",
         "is_active",
         "is_verified",
+        "newsletter_opt_in",
         "created_at",
     }
+    assert body["newsletter_opt_in"] is False
     assert body["email"] == "ivan.petrov@example.com"
     assert body["phone"] == "+79123456789"
     assert body["role"] == "user"

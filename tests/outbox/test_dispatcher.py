@@ -296,7 +296,7 @@ async def test_outbox_counts_by_state(make_app, make_settings, smtp_server):
             notice(app, db, to)
     smtp_server.fail_next(1, "550 5.1.1 No such user", command="RCPT")
     async with app.state.sessionmaker() as db:
-        assert await outbox_counts(db) == {"pending": 3, "sent": 0, "failed": 0}
+        assert await outbox_counts(db) == {"pending": 3, "sent": 0, "failed": 0, "withdrawn": 0}
     await app.state.dispatcher.run_once()
     async with app.state.sessionmaker() as db:
-        assert await outbox_counts(db) == {"pending": 0, "sent": 2, "failed": 1}
+        assert await outbox_counts(db) == {"pending": 0, "sent": 2, "failed": 1, "withdrawn": 0}

@@ -10,8 +10,8 @@ for deployments that want a separate worker. Any number may run over one databas
   that dies mid-batch leaves its rows claimable again once the lease (OUTBOX_LEASE_SECONDS)
   has passed. A dispatcher renews its lease before a send whenever less than
   SEND_TIMEOUTS × SMTP_TIMEOUT of it is left (a whole send with a fresh connection fits
-  in that: connect, EHLO, STARTTLS, login, MAIL, RCPT, DATA), and stops if the renewal
-  finds the rows no longer its own; settings refuse a lease shorter than
+  in that: connect, EHLO, STARTTLS, login, MAIL, RCPT, DATA), and goes on with only the
+  rows the renewal finds still its own; settings refuse a lease shorter than
   OUTBOX_LEASE_MIN_TIMEOUTS × SMTP_TIMEOUT.
 - Results are recorded only while the claim is still the dispatcher's own (claim_token):
   failures at once, successes in groups of SENT_RECORD_EVERY (one UPDATE for the group;
@@ -26,6 +26,9 @@ for deployments that want a separate worker. Any number may run over one databas
   blame. After OUTBOX_GIVE_UP_SECONDS from queueing the row fails with its last error. A
   permanent failure (a 5xx for the recipient or the content, a template that cannot
   render) fails the row at once.
+- Bulk rows (newsletters, `newsletter_id` set) render the staff content `load_content`
+  returns (app.services.email.bulk) and can be withdrawn while queued: before each group
+  of SENT_RECORD_EVERY bulk sends the dispatcher checks they are still claimed by it.
 - Between batches the loop sleeps until the earliest retry is due, a request wakes it,
   or OUTBOX_POLL_SECONDS pass (rows queued by another process are found by the poll).
 """
@@ -36,13 +39,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import utcnow
 from app.core.config import Settings
+from app.services.email.bulk import BulkContent, ContentLoader
 from app.services.email.outbox import ERROR_MAX_LENGTH, OutboxMessage, OutboxState
 from app.services.email.sender import (
     DeliveryError,
@@ -73,6 +77,7 @@ class DispatchResult:
     sent: int = 0
     deferred: int = 0
     failed: int = 0
+    withdrawn: int = 0  # bulk rows taken back before they were sent
 
 
 @dataclass(slots=True)
@@ -87,6 +92,9 @@ class Dispatcher:
     service: EmailService
     settings: Settings
     clock: Callable[[], datetime] = utcnow
+    # The compiled content of bulk rows' newsletters (app.newsletters gives it); without
+    # one, a bulk row cannot render and fails.
+    load_content: ContentLoader | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     def wake(self) -> None:
@@ -131,9 +139,10 @@ class Dispatcher:
         result = DispatchResult(claimed=len(rows))
         if not rows:
             return result
+        contents = await self._contents(rows)
         # Rendering and building the MIME messages is CPU work: one trip to a thread for
         # the batch, off the event loop.
-        composed = await asyncio.to_thread(self._compose_all, rows)
+        composed = await asyncio.to_thread(self._compose_all, rows, contents)
         pending = list(rows)
         sent: list[int] = []
         try:
@@ -160,20 +169,32 @@ class Dispatcher:
         sent: list[int],
         result: DispatchResult,
     ) -> None:
-        """Send `pending` in order, removing what was dealt with. If the claim was lost
-        (the lease ran out and another dispatcher took the rows), stop: `pending` is
-        emptied, those rows are no longer ours to send. An unexpected error leaves the
-        rest leased: they go out again after the lease, not in a tight loop."""
+        """Send `pending` in order, removing what was dealt with. Rows whose claim was
+        lost (the lease ran out and another dispatcher took them) or withdrawn (a bulk
+        row whose recipient unsubscribed) are dropped: no longer ours to send. An
+        unexpected error leaves the rest leased: they go out again after the lease, not
+        in a tight loop."""
         token = claim.token
+        ours: set[int] = set()  # bulk rows checked still ours (not withdrawn)
         send_budget = timedelta(seconds=SEND_TIMEOUTS * self.settings.SMTP_TIMEOUT)
         while pending:
-            if claim.lease_until - self.clock() < send_budget and not await self._renew(
-                claim, [*sent, *(r.id for r in pending)]
-            ):
-                logger.error("email outbox: lease lost mid-batch; %d rows left", len(pending))
-                pending.clear()
-                return
+            if claim.lease_until - self.clock() < send_budget:
+                renewed = await self._renew(claim, [*sent, *(r.id for r in pending)])
+                kept = [r for r in pending if r.id in renewed]
+                if len(kept) < len(pending):
+                    # Taken by another dispatcher after our lease ran out, or withdrawn.
+                    logger.warning(
+                        "email outbox: %d rows no longer ours mid-batch", len(pending) - len(kept)
+                    )
+                    pending[:] = kept
+                    continue
             row = pending.pop(0)
+            if row.newsletter_id is not None and row.id not in ours:
+                group = [r.id for r in (row, *pending) if r.newsletter_id is not None]
+                ours |= await self._still_ours(token, group[:SENT_RECORD_EVERY])
+                if row.id not in ours:  # withdrawn: the recipient unsubscribed
+                    result.withdrawn += 1
+                    continue
             email = composed[row.id]
             if isinstance(email, Exception):  # a template bug: retrying cannot help
                 await self._fail(row.id, token, f"render: {type(email).__name__}: {email}")
@@ -202,10 +223,24 @@ class Dispatcher:
                 await self._mark_sent(sent, token)
                 sent.clear()
 
-    def _compose_all(self, rows: list[Any]) -> dict[int, OutgoingEmail | Exception]:
+    async def _contents(self, rows: list[Any]) -> dict[uuid.UUID, BulkContent]:
+        ids = {row.newsletter_id for row in rows if row.newsletter_id is not None}
+        if not ids or self.load_content is None:
+            return {}
+        async with self.sessionmaker() as db:
+            return dict(await self.load_content(db, ids))
+
+    def _compose_all(
+        self, rows: list[Any], contents: dict[uuid.UUID, BulkContent]
+    ) -> dict[int, OutgoingEmail | Exception]:
         composed: dict[int, OutgoingEmail | Exception] = {}
         for row in rows:
             try:
+                bulk = None
+                if row.newsletter_id is not None:
+                    bulk = contents.get(row.newsletter_id)
+                    if bulk is None:
+                        raise LookupError(f"no content for newsletter {row.newsletter_id}")
                 composed[row.id] = self.service.compose(
                     to=row.to_address,
                     template=row.template,
@@ -213,6 +248,7 @@ class Dispatcher:
                     data=row.data,
                     message_id=row.message_id,
                     date=self.clock(),
+                    bulk=bulk,
                 )
             except Exception as exc:
                 logger.exception("email outbox: row %s cannot be rendered", row.id)
@@ -246,6 +282,7 @@ class Dispatcher:
                 OutboxMessage.data,
                 OutboxMessage.attempts,
                 OutboxMessage.created_at,
+                OutboxMessage.newsletter_id,
             )
         )
         async with self.sessionmaker.begin() as db:
@@ -253,19 +290,32 @@ class Dispatcher:
         rows.sort(key=lambda r: r.id)
         return claim, rows
 
-    async def _renew(self, claim: _Claim, row_ids: list[int]) -> bool:
-        """Extend the lease of `row_ids`; False if any of them is no longer ours."""
+    async def _still_ours(self, token: uuid.UUID, ids: list[int]) -> set[int]:
+        """Of these bulk rows, those still claimed by us: a recipient who unsubscribes
+        withdraws their rows (outbox.withdraw_bulk), and a withdrawn row must not be sent.
+        Checked for the next SENT_RECORD_EVERY at a time, as successes are recorded: what
+        is already with the SMTP server when the recipient unsubscribes goes."""
+        async with self.sessionmaker() as db:
+            found = await db.scalars(
+                select(OutboxMessage.id).where(
+                    OutboxMessage.id.in_(ids), OutboxMessage.claim_token == token
+                )
+            )
+            return set(found)
+
+    async def _renew(self, claim: _Claim, row_ids: list[int]) -> set[int]:
+        """Extend the lease of `row_ids`; returns those still ours (renewed)."""
         lease_until = self.clock() + timedelta(seconds=self.settings.OUTBOX_LEASE_SECONDS)
         async with self.sessionmaker.begin() as db:
-            result = await db.execute(
+            renewed = await db.scalars(
                 update(OutboxMessage)
                 .where(OutboxMessage.id.in_(row_ids), OutboxMessage.claim_token == claim.token)
                 .values(lease_until=lease_until)
+                .returning(OutboxMessage.id)
             )
-        if cast(CursorResult[Any], result).rowcount != len(row_ids):
-            return False
+            ours = set(renewed)
         claim.lease_until = lease_until
-        return True
+        return ours
 
     async def _finish(self, row_id: int, token: uuid.UUID, **values: object) -> None:
         """Record a result, only while the claim is still ours."""

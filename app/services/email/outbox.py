@@ -14,13 +14,24 @@ code, a reset link), so it is erased once the row is sent or has failed.
 """
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import JSON, CursorResult, ForeignKey, Index, Integer, String, Uuid, delete
+from sqlalchemy import (
+    JSON,
+    CursorResult,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Uuid,
+    delete,
+    insert,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -36,11 +47,16 @@ class OutboxState(StrEnum):
     PENDING = "pending"  # waiting to be sent (claimed while `lease_until` is in the future)
     SENT = "sent"  # handed to the SMTP server
     FAILED = "failed"  # refused for good (5xx) or given up after OUTBOX_GIVE_UP_SECONDS
+    # Not sent because its recipient no longer wants it (a newsletter after an unsubscribe).
+    WITHDRAWN = "withdrawn"
 
 
 class OutboxMessage(Base):
     __tablename__ = "email_outbox"
-    __table_args__ = (Index("ix_email_outbox_due", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_email_outbox_due", "state", "next_attempt_at"),
+        Index("ix_email_outbox_newsletter", "newsletter_id", "state"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     # Fixed when queued, so a retry after a lost reply carries the same Message-ID.
@@ -53,6 +69,11 @@ class OutboxMessage(Base):
     user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("user.id", ondelete="SET NULL"), index=True, default=None
     )
+    # Bulk mail: the newsletter whose content this row renders (see `ContentLoader` in
+    # app.services.email.bulk); such rows carry an unsubscribe link and can be withdrawn.
+    newsletter_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("newsletter.id", ondelete="CASCADE"), default=None
+    )
     state: Mapped[OutboxState] = mapped_column(
         StrEnumType(OutboxState), default=OutboxState.PENDING
     )
@@ -64,6 +85,13 @@ class OutboxMessage(Base):
     claim_token: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     last_error: Mapped[str | None] = mapped_column(String(ERROR_MAX_LENGTH), default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    to: str
+    data: dict[str, Any]
+    user_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +112,7 @@ class Outbox:
         data: dict[str, Any],
         locale: str | None = None,
         user_id: uuid.UUID | None = None,
+        newsletter_id: uuid.UUID | None = None,
     ) -> OutboxMessage:
         """Queue one email; it leaves only if the caller's transaction commits."""
         from app.services.email.sender import new_message_id  # noqa: PLC0415  (light import)
@@ -98,6 +127,7 @@ class Outbox:
             locale=locale or self.default_locale,
             data=data,
             user_id=user_id,
+            newsletter_id=newsletter_id,
             state=OutboxState.PENDING,
             attempts=0,
             created_at=now,
@@ -106,6 +136,67 @@ class Outbox:
         db.add(row)
         call_after_commit(db, self.wake)
         return row
+
+    async def add_many(
+        self,
+        db: AsyncSession,
+        *,
+        template: str,
+        recipients: Sequence[Recipient],
+        locale: str | None = None,
+        newsletter_id: uuid.UUID | None = None,
+    ) -> int:
+        """Queue one email per recipient with one multi-row INSERT (no ORM objects: a
+        newsletter queues thousands); it leaves only if the caller's transaction commits."""
+        from app.services.email.sender import new_message_id  # noqa: PLC0415  (light import)
+
+        if not recipients:
+            return 0
+        now = utcnow()
+        rows = []
+        for recipient in recipients:
+            if len(recipient.to) > ADDRESS_MAX_LENGTH:
+                raise ValueError("recipient address too long")
+            rows.append(
+                {
+                    "message_id": new_message_id(self.sender_address),
+                    "to_address": recipient.to,
+                    "template": template,
+                    "locale": locale or self.default_locale,
+                    "data": recipient.data,
+                    "user_id": recipient.user_id,
+                    "newsletter_id": newsletter_id,
+                    "state": OutboxState.PENDING,
+                    "attempts": 0,
+                    "created_at": now,
+                    "next_attempt_at": now,
+                }
+            )
+        await db.execute(insert(OutboxMessage), rows)
+        call_after_commit(db, self.wake)
+        return len(rows)
+
+
+async def withdraw_bulk(db: AsyncSession, user_id: uuid.UUID) -> int:
+    """Withdraw the user's bulk emails not yet sent (they unsubscribed, or may no longer
+    receive them); returns how many. A row a dispatcher holds is taken back too: the
+    dispatcher checks its claim before each group of bulk sends (Dispatcher._still_ours)."""
+    result = await db.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.user_id == user_id,
+            OutboxMessage.newsletter_id.is_not(None),
+            OutboxMessage.state == OutboxState.PENDING,
+        )
+        .values(
+            state=OutboxState.WITHDRAWN,
+            data={},
+            lease_until=None,
+            claim_token=None,
+            last_error="withdrawn: the recipient no longer receives newsletters",
+        )
+    )
+    return cast(CursorResult[Any], result).rowcount
 
 
 async def purge(db: AsyncSession, *, older_than: datetime) -> int:

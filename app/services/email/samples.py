@@ -4,6 +4,8 @@ missing a variable, fails that test)."""
 
 from typing import Any
 
+from markupsafe import Markup
+
 SAMPLES: dict[str, dict[str, Any]] = {
     "confirmation_code": {"name": "Анна", "code": "482915", "ttl_minutes": 10},
     "password_reset": {
@@ -16,5 +18,18 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "name": "Анна",
         "new_email_masked": "a***@example.com",
         "changed_at": "27.11.2026 14:05 UTC",
+    },
+    # Staff content arrives rendered by the sandbox (app.services.email.bulk).
+    "newsletter": {
+        "newsletter_subject": "Скидки недели",
+        "newsletter_html": Markup("<h1>Скидки недели</h1><p>Анна, для вас −20% на всё.</p>"),
+        "newsletter_text": "Анна, для вас −20% на всё.",
+        "unsubscribe_url": "http://localhost:8000/unsubscribe/sample",
+    },
+    "newsletter_test": {
+        "newsletter_subject": "Скидки недели",
+        "newsletter_html": Markup("<h1>Скидки недели</h1><p>Анна, для вас −20% на всё.</p>"),
+        "newsletter_text": "Анна, для вас −20% на всё.",
+        "unsubscribe_url": "http://localhost:8000/unsubscribe/sample",
     },
 }

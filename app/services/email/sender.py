@@ -48,6 +48,8 @@ class OutgoingEmail:
     # The MIME message as it goes over the wire, when built ahead (EmailService.compose
     # builds it, in the dispatcher's worker thread: it is most of a message's CPU).
     mime: bytes | None = None
+    # Extra header fields (name, value), e.g. a newsletter's List-Unsubscribe.
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class DeliveryError(Exception):
@@ -128,6 +130,7 @@ def build_message(email: OutgoingEmail, *, from_address: str, from_name: str) ->
         message_id=one_line(email.message_id),
         # emails' own Date formatting reads an aware datetime as local time.
         date=format_datetime(email.date),
+        headers={one_line(name): one_line(value) for name, value in email.headers},
         charset="utf-8",
     )
 

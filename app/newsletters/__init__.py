@@ -1,0 +1,1 @@
+"""Newsletters: staff-written campaigns to opted-in users, and one-click unsubscribe."""
