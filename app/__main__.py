@@ -6,6 +6,7 @@
     python -m app check-config
     python -m app errors
     python -m app outbox run [--once] | status
+    python -m app newsletter send --subject S --html-file F --text-file F [--no-deliver]
     python -m app sweep
 
 Each command is a module in app/cli (its behaviour is described there); adding one is a
@@ -20,7 +21,7 @@ import argparse
 import io
 import sys
 
-from app.cli import admin, check, errors, outbox, seed, sweep
+from app.cli import admin, check, errors, newsletter, outbox, seed, sweep
 from app.cli.common import Command, CommandError
 
 COMMANDS: tuple[Command, ...] = (
@@ -29,6 +30,7 @@ COMMANDS: tuple[Command, ...] = (
     check.COMMAND,
     errors.COMMAND,
     outbox.COMMAND,
+    newsletter.COMMAND,
     sweep.COMMAND,
 )
 

@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
 from typing import Annotated, Any, Literal, Self, TypeVar
 from urllib.parse import urlsplit
 
@@ -92,6 +93,11 @@ class Settings(DatabaseSettings):
     EMAIL_FROM_NAME: str = Field(default="Магазин", max_length=100)
     EMAIL_LOCALE: Literal["ru", "en"] = "ru"
     PUBLIC_BASE_URL: str = "http://localhost:8000"
+    # DKIM signing of every email (optional; all three or none). The file holds the PEM
+    # private key whose public half is published at <selector>._domainkey.<domain>.
+    DKIM_DOMAIN: str | None = Field(default=None, max_length=253)
+    DKIM_SELECTOR: str | None = Field(default=None, max_length=63)
+    DKIM_PRIVATE_KEY_FILE: Path | None = None
 
     # The outbox dispatcher (app/services/email/outbox.py).
     OUTBOX_DISPATCHER_ENABLED: bool = True
@@ -223,6 +229,38 @@ class Settings(DatabaseSettings):
         if (self.SMTP_USERNAME is None) != (self.SMTP_PASSWORD is None):
             raise ValueError("SMTP_USERNAME and SMTP_PASSWORD go together: set both or neither")
         return self
+
+    @field_validator("DKIM_DOMAIN", "DKIM_SELECTOR", "DKIM_PRIVATE_KEY_FILE", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value  # `DKIM_DOMAIN=` in .env means "no DKIM"
+
+    @model_validator(mode="after")
+    def _dkim(self) -> Self:
+        dkim = (self.DKIM_DOMAIN, self.DKIM_SELECTOR, self.DKIM_PRIVATE_KEY_FILE)
+        if any(dkim) and not all(dkim):
+            raise ValueError(
+                "DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE go together: set all "
+                "three to sign emails, or none"
+            )
+        if self.DKIM_PRIVATE_KEY_FILE is not None:
+            self.dkim_private_key()  # unreadable or not a key: refused at start-up
+        return self
+
+    def dkim_private_key(self) -> bytes | None:
+        """The DKIM key's PEM bytes, checked; None when DKIM is off."""
+        if self.DKIM_PRIVATE_KEY_FILE is None:
+            return None
+        import dkim.crypto  # noqa: PLC0415  (only when DKIM is configured)
+
+        try:
+            key = self.DKIM_PRIVATE_KEY_FILE.read_bytes()
+            dkim.crypto.parse_pem_private_key(key)
+        except OSError as exc:
+            raise ValueError(f"DKIM_PRIVATE_KEY_FILE cannot be read: {exc.strerror}") from None
+        except Exception:
+            raise ValueError("DKIM_PRIVATE_KEY_FILE holds no PEM private key") from None
+        return key
 
 
 def _reason(error: Any) -> str:
