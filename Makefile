@@ -58,6 +58,7 @@ mutate: install
 bench: install
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.outbox
+	$(BIN)/python -m bench.newsletter
 
 admin: migrate
 	$(BIN)/python -m app create-admin --email "$(EMAIL)"
