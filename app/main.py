@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 async def close_app(app: FastAPI) -> None:
     """Release what create_app opened (the lifespan calls this; so do tests)."""
     await app.state.auth.close()
+    app.state.dispatcher.close()
     await app.state.engine.dispose()
 
 

@@ -70,6 +70,9 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
             "SECRET_KEY": TEST_SECRET,
             "DATABASE_URL": database_url,
             "TRUSTED_ORIGINS": "https://app.shop.test",
+            # Compose email in a thread: a process per test app would cost a second each;
+            # the process path has tests of its own (tests/newsletters/test_delivery.py).
+            "OUTBOX_COMPOSE_PROCESSES": 0,
         }
         values.update(overrides)
         return load_settings(env_file=None, **values)

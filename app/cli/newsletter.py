@@ -11,6 +11,7 @@ left stays queued. The bars go to stderr and only on a terminal.
 
 import argparse
 import asyncio
+import contextlib
 import uuid
 from pathlib import Path
 
@@ -59,7 +60,10 @@ async def _deliver(
     dispatcher = Dispatcher(
         sessionmaker, EmailService(settings), settings, load_content=service.load_content
     )
-    with tqdm(total=queued, desc="delivered", unit="email", disable=None) as bar:
+    with (
+        tqdm(total=queued, desc="delivered", unit="email", disable=None) as bar,
+        contextlib.closing(dispatcher),
+    ):
         while True:
             result = await dispatcher.run_once()
             figures = await _figures(sessionmaker, newsletter_id)

@@ -29,21 +29,28 @@ async def _run(once: bool) -> str:
         dispatcher = Dispatcher(
             sessionmaker, EmailService(settings), settings, load_content=newsletters.load_content
         )
-        if once:
-            total = DispatchResult()
-            while (result := await dispatcher.run_once()).claimed:
-                for name in ("sent", "deferred", "failed", "withdrawn"):
-                    setattr(total, name, getattr(total, name) + getattr(result, name))
-                if result.deferred:
-                    break  # the server is unwell: the deferred rows wait for their backoff
-            withdrawn = f", withdrawn {total.withdrawn}" if total.withdrawn else ""
-            return f"sent {total.sent}, deferred {total.deferred}, failed {total.failed}{withdrawn}"
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await dispatcher.run_forever(stop)
-        return "stopped"
+        try:
+            return await _dispatch(dispatcher, once)
+        finally:
+            dispatcher.close()
+
+
+async def _dispatch(dispatcher: Dispatcher, once: bool) -> str:
+    if once:
+        total = DispatchResult()
+        while (result := await dispatcher.run_once()).claimed:
+            for name in ("sent", "deferred", "failed", "withdrawn"):
+                setattr(total, name, getattr(total, name) + getattr(result, name))
+            if result.deferred:
+                break  # the server is unwell: the deferred rows wait for their backoff
+        withdrawn = f", withdrawn {total.withdrawn}" if total.withdrawn else ""
+        return f"sent {total.sent}, deferred {total.deferred}, failed {total.failed}{withdrawn}"
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await dispatcher.run_forever(stop)
+    return "stopped"
 
 
 async def _status() -> str:

@@ -107,6 +107,8 @@ class Settings(DatabaseSettings):
     OUTBOX_RETRY_MAX_SECONDS: float = Field(default=300, gt=0, le=86400)
     OUTBOX_GIVE_UP_SECONDS: float = Field(default=86400, gt=0)
     OUTBOX_KEEP_DAYS: int = Field(default=30, ge=1, le=3650)
+    # Processes that compose emails beside the dispatcher (0: a thread of this process).
+    OUTBOX_COMPOSE_PROCESSES: int = Field(default=1, ge=0, le=32)
 
     # Account confirmation codes (app/confirmation).
     CONFIRMATION_CODE_TTL_SECONDS: int = Field(default=600, ge=60, le=86400)

@@ -27,7 +27,7 @@ from app.core.errors import DomainError, NotFound
 from app.newsletters.models import Newsletter
 from app.newsletters.tokens import UnsubscribeTokens
 from app.services.email import bulk
-from app.services.email.bulk import BulkContent, ContentError
+from app.services.email.bulk import BulkSource, ContentError
 from app.services.email.outbox import (
     Outbox,
     OutboxMessage,
@@ -283,14 +283,14 @@ async def unsubscribe(db: AsyncSession, user_id: uuid.UUID) -> bool:
 
 async def load_content(
     db: AsyncSession, ids: Collection[uuid.UUID]
-) -> Mapping[uuid.UUID, BulkContent]:
-    """The dispatcher's ContentLoader: these newsletters' compiled content."""
+) -> Mapping[uuid.UUID, BulkSource]:
+    """The dispatcher's ContentLoader: these newsletters' content, as written."""
     rows = await db.execute(
         select(Newsletter.id, Newsletter.subject, Newsletter.html, Newsletter.text).where(
             Newsletter.id.in_(ids)
         )
     )
     return {
-        newsletter_id: bulk.compile_content(subject=subject, html=html, text=text)
+        newsletter_id: BulkSource(subject=subject, html=html, text=text)
         for newsletter_id, subject, html, text in rows.all()
     }

@@ -26,7 +26,12 @@ async def test_two_thousand_recipients_each_receive_it_exactly_once_despite_smtp
     server = SMTPTestServer()
     server.start()
     try:
-        app = make_app(make_settings(**server.settings_values(), OUTBOX_POLL_SECONDS=1))
+        # Composed in a worker process, as the service does by default.
+        app = make_app(
+            make_settings(
+                **server.settings_values(), OUTBOX_POLL_SECONDS=1, OUTBOX_COMPOSE_PROCESSES=1
+            )
+        )
         readers = await add_users(app, RECIPIENTS)
         async with client_for(app) as client:
             await admin_client(app, client)

@@ -12,7 +12,8 @@ A bulk email carries RFC 8058 one-click unsubscribe: `List-Unsubscribe: <url>` a
 footers. Transactional emails (codes, resets, notices) carry none.
 
 The email service knows no newsletter: the dispatcher is given a `ContentLoader` that
-returns the compiled content of the rows' `newsletter_id`s.
+returns the source of the rows' `newsletter_id`s (compiled where the rows are composed,
+app.services.email.composer).
 """
 
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -108,5 +109,18 @@ def unsubscribe_headers(url: str) -> tuple[tuple[str, str], ...]:
     )
 
 
-# Given to the dispatcher: the compiled content of these newsletters, by id.
-ContentLoader = Callable[[AsyncSession, Collection[UUID]], Awaitable[Mapping[UUID, BulkContent]]]
+@dataclass(frozen=True, slots=True)
+class BulkSource:
+    """A newsletter's staff-written source, as stored (plain strings: it may travel to a
+    composing process, which compiles it once)."""
+
+    subject: str
+    html: str
+    text: str
+
+    def compile(self) -> BulkContent:
+        return compile_content(subject=self.subject, html=self.html, text=self.text)
+
+
+# Given to the dispatcher: the source of these newsletters' content, by id.
+ContentLoader = Callable[[AsyncSession, Collection[UUID]], Awaitable[Mapping[UUID, BulkSource]]]

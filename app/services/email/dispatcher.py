@@ -46,12 +46,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import utcnow
 from app.core.config import Settings
-from app.services.email.bulk import BulkContent, ContentLoader
+from app.services.email.bulk import BulkSource, ContentLoader
+from app.services.email.composer import ComposeFailed, ComposeJob, Composer, ComposeStream
 from app.services.email.outbox import ERROR_MAX_LENGTH, OutboxMessage, OutboxState
 from app.services.email.sender import (
     DeliveryError,
     EmailSender,
-    OutgoingEmail,
     ServerUnavailable,
 )
 from app.services.email.service import EmailService
@@ -96,6 +96,14 @@ class Dispatcher:
     # one, a bulk row cannot render and fails.
     load_content: ContentLoader | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    composer: Composer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.composer = Composer(self.service, self.settings.OUTBOX_COMPOSE_PROCESSES)
+
+    def close(self) -> None:
+        """Stop the composing thread or processes (the app's shutdown calls this)."""
+        self.composer.close()
 
     def wake(self) -> None:
         """Ask for a run now (called after a request commits queued email)."""
@@ -140,15 +148,31 @@ class Dispatcher:
         if not rows:
             return result
         contents = await self._contents(rows)
-        # Rendering and building the MIME messages is CPU work: one trip to a thread for
-        # the batch, off the event loop.
-        composed = await asyncio.to_thread(self._compose_all, rows, contents)
+        # Rendering and building the MIME messages is CPU work, off the event loop and
+        # overlapped with sending (app.services.email.composer).
+        composed = self.composer.stream(
+            [
+                ComposeJob(
+                    row_id=row.id,
+                    to=row.to_address,
+                    template=row.template,
+                    locale=row.locale,
+                    data=row.data,
+                    message_id=row.message_id,
+                    date=self.clock(),
+                    newsletter_id=row.newsletter_id,
+                    bulk=contents.get(row.newsletter_id) if row.newsletter_id else None,
+                )
+                for row in rows
+            ]
+        )
         pending = list(rows)
         sent: list[int] = []
         try:
             async with self.service.connect() as sender:
                 await self._deliver(pending, composed, sender, claim, sent, result)
         finally:
+            composed.cancel()
             if sent:
                 await self._mark_sent(sent, claim.token)
         if result.failed or result.deferred:
@@ -163,7 +187,7 @@ class Dispatcher:
     async def _deliver(
         self,
         pending: list[Any],
-        composed: dict[int, OutgoingEmail | Exception],
+        composed: ComposeStream,
         sender: EmailSender,
         claim: _Claim,
         sent: list[int],
@@ -195,9 +219,9 @@ class Dispatcher:
                 if row.id not in ours:  # withdrawn: the recipient unsubscribed
                     result.withdrawn += 1
                     continue
-            email = composed[row.id]
-            if isinstance(email, Exception):  # a template bug: retrying cannot help
-                await self._fail(row.id, token, f"render: {type(email).__name__}: {email}")
+            email = await composed.get(row.id)
+            if isinstance(email, ComposeFailed):  # a template bug: retrying cannot help
+                await self._fail(row.id, token, f"render: {email}")
                 result.failed += 1
                 continue
             try:
@@ -211,8 +235,10 @@ class Dispatcher:
                 # an unreachable server defers the rest of the batch with it.
                 deferred = [row, *pending] if isinstance(exc, ServerUnavailable) else [row]
                 for item in deferred:
-                    await self._defer(item, token, str(exc))
-                result.deferred += len(deferred)
+                    if await self._defer(item, token, str(exc)):
+                        result.deferred += 1
+                    else:  # queued longer than OUTBOX_GIVE_UP_SECONDS: failed for good
+                        result.failed += 1
                 if isinstance(exc, ServerUnavailable):
                     pending.clear()
                     return
@@ -223,37 +249,12 @@ class Dispatcher:
                 await self._mark_sent(sent, token)
                 sent.clear()
 
-    async def _contents(self, rows: list[Any]) -> dict[uuid.UUID, BulkContent]:
+    async def _contents(self, rows: list[Any]) -> dict[uuid.UUID, BulkSource]:
         ids = {row.newsletter_id for row in rows if row.newsletter_id is not None}
         if not ids or self.load_content is None:
             return {}
         async with self.sessionmaker() as db:
             return dict(await self.load_content(db, ids))
-
-    def _compose_all(
-        self, rows: list[Any], contents: dict[uuid.UUID, BulkContent]
-    ) -> dict[int, OutgoingEmail | Exception]:
-        composed: dict[int, OutgoingEmail | Exception] = {}
-        for row in rows:
-            try:
-                bulk = None
-                if row.newsletter_id is not None:
-                    bulk = contents.get(row.newsletter_id)
-                    if bulk is None:
-                        raise LookupError(f"no content for newsletter {row.newsletter_id}")
-                composed[row.id] = self.service.compose(
-                    to=row.to_address,
-                    template=row.template,
-                    locale=row.locale,
-                    data=row.data,
-                    message_id=row.message_id,
-                    date=self.clock(),
-                    bulk=bulk,
-                )
-            except Exception as exc:
-                logger.exception("email outbox: row %s cannot be rendered", row.id)
-                composed[row.id] = exc
-        return composed
 
     async def _claim(self, token: uuid.UUID) -> tuple[_Claim, list[Any]]:
         now = self.clock()  # the lease runs from here, before the database is asked
@@ -352,12 +353,13 @@ class Dispatcher:
             last_error=_bounded(error),
         )
 
-    async def _defer(self, row: Any, token: uuid.UUID, error: str) -> None:
+    async def _defer(self, row: Any, token: uuid.UUID, error: str) -> bool:
+        """Retry the row later (True), or fail it if it has waited OUTBOX_GIVE_UP_SECONDS (False)."""
         attempts = row.attempts + 1
         now = self.clock()
         if (now - row.created_at).total_seconds() >= self.settings.OUTBOX_GIVE_UP_SECONDS:
             await self._fail(row.id, token, f"gave up after {attempts} attempts: {error}")
-            return
+            return False
         delay = retry_delay(attempts, self.settings.OUTBOX_RETRY_MAX_SECONDS)
         await self._finish(
             row.id,
@@ -366,6 +368,7 @@ class Dispatcher:
             next_attempt_at=now + timedelta(seconds=delay),
             last_error=_bounded(error),
         )
+        return True
 
 
 async def outbox_counts(db: AsyncSession) -> dict[str, int]:
