@@ -15,6 +15,10 @@ What a test can do with the server (`SMTPTestServer`):
   `envelopes` (`mail_from`, `rcpt_tos`) and `connections` (TCP connections accepted);
 - `fail_next(2, "451 4.3.0 Try again later")`: the next 2 DATA commands get that reply
   (`command="RCPT"` for recipients); `"550 5.1.1 No such user"` for a permanent refusal;
+  `command="MAIL"` refuses the sender (the session), `command="QUIT"` answers QUIT with
+  that reply instead of 221 (the connection is closed all the same);
+- `helo_names`: the name the client gave in EHLO (or HELO), once per MAIL command;
+  `quits`: how many QUIT commands arrived;
 - `stop()` then `start()`: down (connection refused) and back up on the same port;
 - `data_delay = 0.3`: each DATA is answered that much later (a slow server);
 - `await wait_for_messages(n)`: for senders running in the background (a dispatcher);
@@ -73,8 +77,12 @@ class _Handler:
         address: str,
         mail_options: list[str],
     ) -> str:
+        self.server._seen_mail(session.host_name)
         if self.server.username is not None and not session.authenticated:
             return "530 5.7.0 Authentication required"
+        failure = self.server._take_failure("MAIL")
+        if failure:
+            return failure
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
@@ -105,6 +113,10 @@ class _Handler:
         )
         return "250 2.0.0 Message accepted"
 
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.server._seen_quit()
+        return self.server._take_failure("QUIT") or "221 Bye"  # 221 Bye: aiosmtpd's own
+
 
 class _CountingController(Controller):
     def __init__(self, server: "SMTPTestServer", **kwargs: Any) -> None:
@@ -131,7 +143,9 @@ class SMTPTestServer:
         self.connections = 0
         self.data_delay = 0.0  # seconds before each DATA is answered
         self.logins: list[str] = []  # usernames that logged in
-        self._failures: dict[str, list[str]] = {"DATA": [], "RCPT": []}
+        self.helo_names: list[str] = []  # the client's EHLO/HELO name, once per MAIL
+        self.quits = 0  # QUIT commands received
+        self._failures: dict[str, list[str]] = {"DATA": [], "RCPT": [], "MAIL": [], "QUIT": []}
         self._lock = threading.Lock()
         self._controller: _CountingController | None = None
 
@@ -164,7 +178,8 @@ class SMTPTestServer:
         return self._controller is not None
 
     def fail_next(self, count: int, reply: str, command: str = "DATA") -> None:
-        """The next `count` DATA (or RCPT) commands get `reply`, e.g. "451 4.3.0 Later"."""
+        """The next `count` DATA (or RCPT, MAIL, QUIT) commands get `reply`, e.g. "451 4.3.0
+        Later"."""
         if command not in self._failures:
             raise ValueError(f"command must be one of {sorted(self._failures)}")
         with self._lock:
@@ -200,6 +215,14 @@ class SMTPTestServer:
         with self._lock:
             pending = self._failures[command]
             return pending.pop(0) if pending else None
+
+    def _seen_mail(self, helo_name: str | None) -> None:
+        with self._lock:
+            self.helo_names.append(helo_name or "")
+
+    def _seen_quit(self) -> None:
+        with self._lock:
+            self.quits += 1
 
     def _received(self, raw: bytes, envelope: ReceivedEnvelope) -> None:
         message = BytesParser(policy=default).parsebytes(raw)
