@@ -9,10 +9,11 @@ draft through `POST /admin/newsletters` and measures
   per recipient in the request's transaction) and the server's CPU time during it;
 - delivery: messages/s from the send's start until the last of the newsletter's 10 000
   emails reached the sink, and the server's CPU time per message (user + system, all
-  threads, from /proc).
+  threads, and the composing process, from /proc).
 
-`--dkim` signs every email (a fresh 2048-bit RSA key). Medians over the rounds; Markdown
-and bench/results/newsletter.json (newsletter-dkim.json with `--dkim`).
+`--dkim` signs every email (a fresh 2048-bit RSA key); `--compose-processes 0` composes
+in a thread of the server instead of a separate process. Medians over the rounds; Markdown
+and bench/results/newsletter[-dkim]-p<N>.json.
 """
 
 import argparse
@@ -111,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--recipients", type=int, default=10_000)
     p.add_argument("--dkim", action="store_true", help="sign every email with DKIM")
+    p.add_argument(
+        "--compose-processes",
+        type=int,
+        default=1,
+        help="OUTBOX_COMPOSE_PROCESSES for the server (1, the default; 0: a thread)",
+    )
     args = p.parse_args(argv)
 
     m = report.machine()
@@ -130,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                 SMTP_STARTTLS="false",
                 OUTBOX_POLL_SECONDS="0.2",
                 EMAIL_FROM="news@shop.test",
+                OUTBOX_COMPOSE_PROCESSES=str(args.compose_processes),
             )
             if args.dkim:
                 env.update(
@@ -211,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     md = "\n".join(
         [
             f"Newsletter ({datetime.now(UTC).date()}), {report.machine_line(m)}; SQLite, one "
-            f"uvicorn worker, the dispatcher inside the app, {args.recipients} recipients to a "
+            f"uvicorn worker, the dispatcher inside the app (composing in "
+            f"{args.compose_processes or 'no'} separate process(es)), {args.recipients} recipients to a "
             f"local aiosmtpd sink{', DKIM-signed' if args.dkim else ''}, medians of "
             f"{args.rounds} rounds:",
             "",
@@ -222,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             f"| Server CPU per message | {summary['cpu_ms_per_message']:.2f} ms |  |",
         ]
     )
-    results = RESULTS_DIR / ("newsletter-dkim.json" if args.dkim else "newsletter.json")
+    name = "newsletter" + ("-dkim" if args.dkim else "") + f"-p{args.compose_processes}"
+    results = RESULTS_DIR / f"{name}.json"
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(
         json.dumps(
