@@ -21,7 +21,10 @@ def mail_server():
 @pytest.fixture
 def live_server_settings(make_settings, mail_server):
     # A one-minute poll: only the wake-up can deliver within the test's few seconds.
-    return make_settings(**mail_server.settings_values(), OUTBOX_POLL_SECONDS=60)
+    # Composing in a worker process, as the served app does by default.
+    return make_settings(
+        **mail_server.settings_values(), OUTBOX_POLL_SECONDS=60, OUTBOX_COMPOSE_PROCESSES=1
+    )
 
 
 def test_registration_email_leaves_at_once(live_server, mail_server):
