@@ -92,8 +92,8 @@ class Dispatcher:
     service: EmailService
     settings: Settings
     clock: Callable[[], datetime] = utcnow
-    # The compiled content of bulk rows' newsletters (app.newsletters gives it); without
-    # one, a bulk row cannot render and fails.
+    # The source of bulk rows' newsletters (app.newsletters gives it); without one, a
+    # bulk row cannot render and fails.
     load_content: ContentLoader | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     composer: Composer = field(init=False)
