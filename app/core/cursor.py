@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 from uuid import UUID
 
+from fastapi import Query
 from pydantic import AfterValidator, AwareDatetime, ConfigDict, TypeAdapter, ValidationError
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,6 +57,18 @@ class CursorCodec(Generic[K]):
         except (ValueError, OverflowError, binascii.Error, ValidationError):
             raise InvalidCursor() from None
 
+
+# The query parameters of every keyset-paginated list (each route picks its default size).
+PageSize = Annotated[
+    int, Query(ge=1, le=100, description="Сколько на странице · Page size (1–100)")
+]
+PageCursor = Annotated[
+    str | None,
+    Query(
+        max_length=CURSOR_MAX_LENGTH,
+        description="`next_cursor` предыдущей страницы · The previous page's `next_cursor`",
+    ),
+]
 
 # (created_at, id): the newest-first order of users, and of orders later.
 CreatedCursor = CursorCodec(tuple[UTCInstant, UUID])

@@ -4,12 +4,12 @@ import asyncio
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request, status
+from fastapi import APIRouter, Body, Request, status
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 
 from app.auth.deps import AdminUser
-from app.core.cursor import CURSOR_MAX_LENGTH
+from app.core.cursor import PageCursor, PageSize
 from app.core.db import SessionDep
 from app.core.openapi import error_responses
 from app.newsletters import service
@@ -94,16 +94,8 @@ async def create_newsletter(
 )
 async def list_newsletters(
     db: SessionDep,
-    limit: Annotated[
-        int, Query(ge=1, le=100, description="Сколько на странице · Page size (1–100)")
-    ] = 20,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=CURSOR_MAX_LENGTH,
-            description="`next_cursor` предыдущей страницы · The previous page's `next_cursor`",
-        ),
-    ] = None,
+    limit: PageSize = 20,
+    cursor: PageCursor = None,
 ) -> NewsletterPage:
     items, next_cursor = await service.list_newsletters(db, limit=limit, cursor=cursor)
     figures = await service.figures(db, items)

@@ -8,7 +8,7 @@ from fastapi import Path as PathParam
 from pydantic import AfterValidator
 
 from app.auth.deps import AdminUser
-from app.core.cursor import CURSOR_MAX_LENGTH
+from app.core.cursor import PageCursor, PageSize
 from app.core.db import SessionDep
 from app.core.openapi import error_responses
 from app.types.enums import UserRole
@@ -44,16 +44,8 @@ UserId = Annotated[uuid.UUID, PathParam(description="Идентификатор 
 )
 async def list_users(
     db: SessionDep,
-    limit: Annotated[
-        int, Query(ge=1, le=100, description="Сколько на странице · Page size (1–100)")
-    ] = 50,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=CURSOR_MAX_LENGTH,
-            description="`next_cursor` предыдущей страницы · The previous page's `next_cursor`",
-        ),
-    ] = None,
+    limit: PageSize = 50,
+    cursor: PageCursor = None,
     role: Annotated[
         UserRole | None, Query(description="Только с этой ролью · Only this role")
     ] = None,
