@@ -16,13 +16,11 @@ to other load on the machine than requests/s.
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import report
@@ -147,21 +145,8 @@ def run(args: argparse.Namespace) -> int:
     summary = report.summarize(rounds)
     ok = report.verdicts(summary)
     md = report.markdown(summary, ok, m, cfg)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "when": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": m,
-                "config": cfg,
-                "summary": summary,
-                "targets_met": ok,
-                "rounds": rounds,
-                "markdown": md,
-            },
-            indent=2,
-        )
-        + "\n"
+    report.write_results(
+        RESULTS, m, config=cfg, summary=summary, targets_met=ok, rounds=rounds, markdown=md
     )
 
     print()

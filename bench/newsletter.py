@@ -233,20 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     name = "newsletter" + ("-dkim" if args.dkim else "") + f"-p{args.compose_processes}"
     results = RESULTS_DIR / f"{name}.json"
-    results.parent.mkdir(parents=True, exist_ok=True)
-    results.write_text(
-        json.dumps(
-            {
-                "when": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": m,
-                "summary": summary,
-                "rounds": rounds,
-                "markdown": md,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    report.write_results(results, m, summary=summary, rounds=rounds, markdown=md)
     print()
     print(md)
     return 0

@@ -20,7 +20,6 @@ bench/results/outbox.json (outbox-worker.json with `--worker`).
 
 import argparse
 import asyncio
-import json
 import math
 import os
 import socket
@@ -306,20 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
     )
     results = RESULTS_DIR / ("outbox-worker.json" if args.worker else "outbox.json")
-    results.parent.mkdir(parents=True, exist_ok=True)
-    results.write_text(
-        json.dumps(
-            {
-                "when": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": m,
-                "summary": summary,
-                "rounds": rounds,
-                "markdown": md,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    report.write_results(results, m, summary=summary, rounds=rounds, markdown=md)
     print()
     print(md)
     return 0

@@ -1,11 +1,14 @@
 """Machine description, medians, ratios against the issue's targets, JSON and Markdown."""
 
+import json
 import os
 import platform
 import statistics
 import sys
 import time
+from datetime import UTC, datetime
 from importlib import metadata
+from pathlib import Path
 
 # From the issue (on a 2-core machine).
 TARGET_ME_VS_HEALTHZ = 0.15  # /users/me throughput at least 15% of /healthz
@@ -170,3 +173,10 @@ def markdown(s: dict[str, float], ok: dict[str, bool], m: dict[str, object], cfg
         f"ratios are medians of per-round ratios.{busy}"
     )
     return "\n".join(lines)
+
+
+def write_results(path: Path, m: dict[str, object], **parts: object) -> None:
+    """bench/results/<name>.json: when, the machine, then the bench's own parts."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": m, **parts}
+    path.write_text(json.dumps(record, indent=2) + "\n")
