@@ -47,7 +47,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Mutation testing of app/auth, app/users, app/confirmation and app/services/email (mutmut;
+# Mutation testing of app/auth, app/users, app/confirmation, app/services/email, app/newsletters (mutmut;
 # config: [tool.mutmut] in pyproject.toml).
 # Not part of CI: it takes long. Prints the score per package and the mutants not killed;
 # MUTATE_ARGS="--write-docs" also updates docs/mutation.md, MUTATE_ARGS="'app.auth.csrf*'"

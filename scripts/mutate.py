@@ -1,5 +1,6 @@
 """`make mutate`: mutation testing with mutmut 3 of the packages [tool.mutmut] names in
-pyproject.toml (app/auth, app/users, app/confirmation, app/services/email), then the score.
+pyproject.toml (app/auth, app/users, app/confirmation, app/services/email, app/newsletters),
+then the score.
 
     python scripts/mutate.py [--children N] [--report-only] [--write-docs] [MUTANT ...]
 
