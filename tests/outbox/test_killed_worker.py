@@ -1,10 +1,13 @@
 """A dispatcher killed mid-batch (SIGKILL, a real `python -m app outbox run` process):
 its claimed rows wait for the lease, then another dispatcher sends them."""
 
+import asyncio
 import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import time_machine
 
@@ -16,6 +19,17 @@ from tests.confirmation.helpers import queued
 from tests.conftest import ROOT
 
 COUNT = 20
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
 
 
 async def test_rows_of_a_killed_worker_go_out_after_the_lease(
@@ -43,9 +57,15 @@ async def test_rows_of_a_killed_worker_go_out_after_the_lease(
     )
     try:
         await smtp_server.wait_for_messages(3, within=TIMEOUT)
+        composers = children_of(worker.pid)  # the worker's email-composing process
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=TIMEOUT)
+    assert composers, "the worker composes in a process of its own by default"
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in composers):
+        assert time.monotonic() < deadline, "the composing process outlived its dead parent"
+        await asyncio.sleep(0.1)
     smtp_server.data_delay = 0
     before_kill = {e.rcpt_tos[0] for e in smtp_server.envelopes}
     assert 3 <= len(before_kill) < COUNT

@@ -18,6 +18,9 @@ process and newsletter (a small cache: content never changes after a draft is cr
 import asyncio
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -34,6 +37,7 @@ from app.services.email.service import EmailService
 logger = logging.getLogger("app.email.outbox")
 
 CHUNK = 10
+PARENT_CHECK_SECONDS = 0.5
 _CACHED_CONTENTS = 16
 
 
@@ -107,6 +111,16 @@ def _start_process(settings: Settings) -> None:
 
     configure_logging()
     _process_state = (EmailService(settings), _ContentCache())
+    # A parent killed outright (SIGKILL, out of memory) cannot shut the pool down, and the
+    # worker would wait for work forever: it leaves as soon as its parent is gone.
+    parent = os.getppid()
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="parent-watch").start()
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
 
 
 def _compose_in_process(jobs: Sequence[ComposeJob]) -> list[tuple[int, Any]]:
