@@ -6,6 +6,7 @@ from app.auth.deps import ADMIN_ROLE_REQUIRED, require_admin
 from app.core.openapi import error_responses
 from app.newsletters import admin as newsletters_admin
 from app.services.email import preview as email_preview
+from app.transactions import admin as transactions_admin
 from app.users.admin import router as users_admin_router
 
 router = APIRouter(
@@ -16,3 +17,4 @@ router = APIRouter(
 router.include_router(users_admin_router)
 router.include_router(email_preview.router)
 router.include_router(newsletters_admin.router)
+router.include_router(transactions_admin.router)

@@ -30,19 +30,32 @@ from app.periodic import run_background_work
 from app.services.email.dispatcher import Dispatcher
 from app.services.email.outbox import Outbox
 from app.services.email.service import EmailService
+from app.transactions.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER
+from app.transactions.router import router as transactions_router
+from app.transactions.service import Transactions
+from app.transactions.webhook import router as payments_router
 from app.users.router import router as users_router
 
 OPENAPI_TAGS = [
     {"name": "auth", "description": "Регистрация, вход и выход · Registration, login, logout"},
     {"name": "users", "description": "Мой аккаунт · My account"},
     {"name": "sessions", "description": "Мои сеансы · My sessions"},
+    {"name": "transactions", "description": "Мои заказы · My orders"},
     {"name": "admin: users", "description": "Пользователи (для персонала) · Users (staff)"},
     {"name": "admin: emails", "description": "Письма (для персонала) · Emails (staff)"},
     {
         "name": "admin: newsletters",
         "description": "Рассылки (для персонала) · Newsletters (staff)",
     },
+    {
+        "name": "admin: transactions",
+        "description": "Заказы (для персонала) · Orders (staff)",
+    },
     {"name": "newsletters", "description": "Отписка от рассылки · Unsubscribe"},
+    {
+        "name": "payments",
+        "description": "Уведомления платёжной системы · Payment provider webhooks",
+    },
     {"name": "health", "description": "Проверки работоспособности · Health probes"},
 ]
 
@@ -95,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.dispatcher = dispatcher
     app.state.confirmation = ConfirmationPolicy.from_settings(settings, outbox)
     app.state.newsletters = Newsletters.from_settings(settings, outbox)
+    app.state.transactions = Transactions.from_settings(settings, outbox)
 
     install_error_handlers(app)
     # Added innermost first: renewal runs closest to the routes, CORS outermost.
@@ -108,7 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.TRUSTED_ORIGINS,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
-            allow_headers=["Content-Type"],
+            allow_headers=["Content-Type", IDEMPOTENCY_HEADER],
+            expose_headers=[REPLAYED_HEADER],
         )
 
     app.include_router(auth_router)
@@ -117,6 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users_router)
     app.include_router(confirmation_me_router)
     app.include_router(sessions_router)
+    app.include_router(transactions_router)
+    app.include_router(payments_router)
     app.include_router(admin.router)
     app.include_router(unsubscribe_router)
     app.include_router(health.router)

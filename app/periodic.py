@@ -1,6 +1,7 @@
 """Work the app does beside requests, started and stopped by the lifespan: the email
-outbox dispatcher, and the sweep (expired confirmation codes marked false, finished
-newsletters' figures stored, outbox rows older than OUTBOX_KEEP_DAYS deleted). Both also run from the
+outbox dispatcher, and the sweep (expired confirmation codes marked false, overdue orders
+written not_paid_in_time, finished newsletters' figures stored, outbox rows older than
+OUTBOX_KEEP_DAYS and idempotency keys older than 24 h deleted). Both also run from the
 CLI (`python -m app outbox run`, `python -m app sweep`) for deployments that turn them
 off here (OUTBOX_DISPATCHER_ENABLED=false)."""
 
@@ -8,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 from datetime import timedelta
+from typing import NamedTuple
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,18 +19,36 @@ from app.core.clock import utcnow
 from app.core.config import Settings
 from app.newsletters import service as newsletters
 from app.services.email import outbox
+from app.services.email.outbox import Outbox
+from app.transactions import idempotency
+from app.transactions.service import Transactions
 
 logger = logging.getLogger("app.periodic")
 
 
-async def sweep(db: AsyncSession, settings: Settings) -> tuple[int, int]:
-    """Expired confirmations marked false, finished newsletters' figures stored, then old
-    outbox rows deleted: (marked, deleted)."""
+class SweepResult(NamedTuple):
+    marked: int  # confirmations written false
+    expired: int  # orders written not_paid_in_time
+    deleted: int  # outbox rows deleted
+
+
+async def sweep(
+    db: AsyncSession, settings: Settings, transactions: Transactions | None = None
+) -> SweepResult:
+    """Expired confirmations marked false, overdue orders written not_paid_in_time (with
+    their history and emails), finished newsletters' figures stored, then old outbox rows
+    and idempotency keys deleted. `transactions`: the app's (default: one queueing into
+    the outbox without waking a dispatcher, as the CLI needs)."""
     now = utcnow()
+    if transactions is None:
+        outbox_ = Outbox(settings.EMAIL_FROM, settings.EMAIL_LOCALE)
+        transactions = Transactions.from_settings(settings, outbox_)
     marked = await confirmation.sweep(db, now)
+    expired = await transactions.expire_overdue(db, now)
     await newsletters.finish_sent(db)
     deleted = await outbox.purge(db, older_than=now - timedelta(days=settings.OUTBOX_KEEP_DAYS))
-    return marked, deleted
+    await idempotency.purge(db, now)
+    return SweepResult(marked, expired, deleted)
 
 
 async def sweep_forever(app: FastAPI, stop: asyncio.Event) -> None:
@@ -36,7 +56,7 @@ async def sweep_forever(app: FastAPI, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             async with app.state.sessionmaker.begin() as db:
-                await sweep(db, app.state.settings)
+                await sweep(db, app.state.settings, app.state.transactions)
         except Exception:
             logger.exception("sweep failed; retrying at the next interval")
         with contextlib.suppress(TimeoutError):

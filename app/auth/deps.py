@@ -37,3 +37,24 @@ async def require_admin(user: CurrentUser) -> User:
 
 
 AdminUser = Annotated[User, Depends(require_admin)]
+
+
+EMAIL_NOT_CONFIRMED = define_error(
+    "EMAIL_NOT_CONFIRMED",
+    403,
+    "Сначала подтвердите email: введите код из письма (POST /auth/confirm) или запросите "
+    "новый (POST /auth/confirm/resend).",
+    "Confirm your email first: enter the code we sent (POST /auth/confirm) or ask for a new "
+    "one (POST /auth/confirm/resend).",
+    detail="EMAIL_NOT_CONFIRMED",
+)
+
+
+async def require_verified(user: CurrentUser) -> User:
+    """Anonymous → 401; signed in with an unconfirmed email → 403 EMAIL_NOT_CONFIRMED."""
+    if not user.is_verified:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=EMAIL_NOT_CONFIRMED.code)
+    return user
+
+
+VerifiedUser = Annotated[User, Depends(require_verified)]

@@ -24,6 +24,9 @@ DEFINING_MODULES = (
     "app.core.cursor",
     "app.newsletters.router",
     "app.newsletters.service",
+    "app.transactions.idempotency",
+    "app.transactions.service",
+    "app.transactions.webhook",
 )
 
 

@@ -1,5 +1,6 @@
-"""`python -m app sweep`: write `false` into confirmations whose code expired unused, and
-delete sent and failed outbox rows older than OUTBOX_KEEP_DAYS.
+"""`python -m app sweep`: write `false` into confirmations whose code expired unused,
+`not_paid_in_time` into orders past their payment deadline, and delete sent and failed
+outbox rows older than OUTBOX_KEEP_DAYS.
 
 The app does this every SWEEP_INTERVAL_SECONDS; reads apply expiry on their own, so the
 sweep only makes the stored rows agree (for reports and queries on the table itself)."""
@@ -14,8 +15,11 @@ from app.periodic import sweep
 
 async def _sweep() -> str:
     async with transaction() as db:
-        marked, deleted = await sweep(db, get_settings())
-    return f"{marked} expired confirmation(s) marked false; {deleted} old email(s) deleted"
+        result = await sweep(db, get_settings())
+    return (
+        f"{result.marked} expired confirmation(s) marked false; {result.expired} unpaid "
+        f"order(s) marked not_paid_in_time; {result.deleted} old email(s) deleted"
+    )
 
 
 def run(args: argparse.Namespace) -> str:
@@ -24,9 +28,10 @@ def run(args: argparse.Namespace) -> str:
 
 COMMAND = Command(
     name="sweep",
-    help="mark expired confirmation codes false; delete old outbox rows",
+    help="mark expired confirmation codes false and overdue orders not paid; delete old outbox rows",
     description=(
-        "Write false into every pending confirmation whose code has expired, and delete"
+        "Write false into every pending confirmation whose code has expired,"
+        " not_paid_in_time into every order past its payment deadline, and delete"
         " sent and failed outbox rows older than OUTBOX_KEEP_DAYS."
     ),
     configure=lambda parser: None,

@@ -17,6 +17,7 @@ SUPPORTED_DATABASES = ("sqlite+aiosqlite", "postgresql+asyncpg")
 # An outbox lease must outlast a whole SMTP send several times over (see
 # app.services.email.dispatcher): OUTBOX_LEASE_SECONDS >= this × SMTP_TIMEOUT.
 OUTBOX_LEASE_MIN_TIMEOUTS = 10
+WEBHOOK_SECRET_MIN_LENGTH = 16
 # What to do about a missing or refused setting, shown after the reason.
 HINTS = {
     "SECRET_KEY": "run `make env` or set it in .env",
@@ -119,6 +120,11 @@ class Settings(DatabaseSettings):
     # Password reset links (app/auth/reset_router.py): how long one works.
     RESET_PASSWORD_TOKEN_TTL_SECONDS: int = Field(default=1800, ge=300, le=86400)
 
+    # Orders (app/transactions): how long a new order may be paid, and the payment
+    # provider's webhook signing secret (unset: POST /payments/webhook answers 503).
+    PAYMENT_TIMEOUT_SECONDS: int = Field(default=1800, ge=60, le=604800)
+    PAYMENT_WEBHOOK_SECRET: SecretStr | None = None
+
     @field_validator("SECRET_KEY")
     @classmethod
     def _real_secret(cls, value: SecretStr) -> SecretStr:
@@ -127,6 +133,16 @@ class Settings(DatabaseSettings):
             raise ValueError(f"must be at least {SECRET_KEY_MIN_LENGTH} characters")
         if len(set(key)) < SECRET_KEY_MIN_DISTINCT:
             raise ValueError("looks typed, not generated (too few distinct characters)")
+        return value
+
+    @field_validator("PAYMENT_WEBHOOK_SECRET")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < WEBHOOK_SECRET_MIN_LENGTH:
+            raise ValueError(
+                f"must be at least {WEBHOOK_SECRET_MIN_LENGTH} characters: paste the secret "
+                "the payment provider shows"
+            )
         return value
 
     @field_validator("TRUSTED_ORIGINS", "TRUSTED_PROXIES", mode="before")
@@ -181,7 +197,14 @@ class Settings(DatabaseSettings):
         parse(value)
         return value
 
-    @field_validator("REDIS_URL", "SMTP_HOST", "SMTP_USERNAME", "SMTP_PASSWORD", mode="before")
+    @field_validator(
+        "REDIS_URL",
+        "SMTP_HOST",
+        "SMTP_USERNAME",
+        "SMTP_PASSWORD",
+        "PAYMENT_WEBHOOK_SECRET",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return value or None

@@ -234,9 +234,18 @@ class DomainError(Exception):
         if cls.code not in CATALOGUE or CATALOGUE[cls.code].status != cls.status_code:
             define_error(cls.code, cls.status_code, cls.message_ru, f"{cls.message}.")
 
-    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        detail: Any = None,
+    ):
         self.message = message or self.message
         self.headers = headers
+        # The body's `detail` when the English sentence is not enough (e.g. the statuses
+        # an order may move to); JSON-serialisable.
+        self.detail = detail
         super().__init__(self.message)
 
 
@@ -287,7 +296,8 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 
 
 async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:
-    return error_response(request, exc.code, exc.message, exc.status_code, exc.headers)
+    detail = exc.message if exc.detail is None else exc.detail
+    return error_response(request, exc.code, detail, exc.status_code, exc.headers)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.confirmation.models import AccountConfirmation
 from app.core.clock import utcnow
 from app.core.db import Base, StrEnumType, UTCDateTime
+from app.transactions.models import Transaction
 from app.types.enums import UserRole
 
 
@@ -44,6 +45,11 @@ class User(Base):
     # The email confirmation (app.confirmation): the code's state; is_verified is the result.
     account_confirmation_status: Mapped[AccountConfirmation | None] = relationship(
         lazy="raise", uselist=False, passive_deletes=True
+    )
+    # The user's orders (app.transactions): never loaded implicitly; lists are paginated
+    # queries (app.transactions.service), this is for explicit loads and joins.
+    transactions: Mapped[list[Transaction]] = relationship(
+        lazy="raise", passive_deletes=True, order_by=Transaction.created_at.desc()
     )
 
     @property

@@ -19,6 +19,14 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "new_email_masked": "a***@example.com",
         "changed_at": "27.11.2026 14:05 UTC",
     },
+    "order_status": {
+        "name": "Анна",
+        "order_number": "7D7F3F4E",
+        "status": "in_delivery",
+        "status_label": "В доставке",
+        "amount": "2\u00a0499,00\u00a0RUB",
+        "description": "Кофемолка ручная, 1 шт.",
+    },
     # Staff content arrives rendered by the sandbox (app.services.email.bulk).
     "newsletter": {
         "newsletter_subject": "Скидки недели",

@@ -1,5 +1,6 @@
 """Templates render to a subject, text and inlined HTML: every one, in every locale."""
 
+import html
 import re
 import shutil
 from pathlib import Path
@@ -22,12 +23,16 @@ EXPECTED = [
     "email_changed",
     "newsletter",
     "newsletter_test",
+    "order_status",
     "password_changed",
     "password_reset",
 ]
 CYRILLIC = re.compile(r"[А-Яа-яЁё]")
 # A newsletter's staff-written parts (app.services.email.bulk): each goes to one part.
 ONE_PART = {"newsletter_subject": "subject", "newsletter_html": "html", "newsletter_text": "text"}
+# Data that chooses what a template says rather than being shown (the order's status value;
+# its label in the email's language is shown).
+SELECTORS = {"order_status": {"status"}}
 
 
 def untagged(html: str) -> str:
@@ -56,8 +61,10 @@ def test_every_template_renders_with_its_sample(renderer, name, locale):
         if key in ONE_PART:  # ...but a newsletter's staff content: one piece per part
             assert untagged(str(value)) in untagged(getattr(email, ONE_PART[key]))
             continue
+        if key in SELECTORS.get(name, ()):
+            continue
         assert str(value) in email.text
-        assert str(value) in email.html.replace("&amp;", "&")
+        assert str(value) in html.unescape(email.html)  # &amp;, &nbsp; (css-inline writes it)
     frame = email.subject + email.text  # what the template says, without the data
     for value in SAMPLES[name].values():
         frame = frame.replace(str(value), "")
