@@ -1,0 +1,287 @@
+"""POST /payments/webhook: signatures, deduplication, disorder, late payments, races."""
+
+import asyncio
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from sqlalchemy import func, select
+
+from app.periodic import sweep
+from app.services.email.outbox import OutboxMessage
+from app.transactions.models import PaymentEvent, Transaction
+from app.transactions.webhook import SIGNATURE_HEADER, sign
+from app.types.enums import TransactionStatus
+from tests.conftest import client_for
+from tests.transactions.helpers import (
+    WEBHOOK_SECRET,
+    admin_client,
+    create_order,
+    customer,
+    event,
+    history_rows,
+    pay,
+    signed_headers,
+)
+
+S = TransactionStatus
+START = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+
+
+async def stored(app, order_id: str) -> Transaction:
+    async with app.state.sessionmaker() as db:
+        return await db.get(Transaction, uuid.UUID(order_id))
+
+
+async def events(app) -> int:
+    async with app.state.sessionmaker() as db:
+        return await db.scalar(select(func.count()).select_from(PaymentEvent))
+
+
+async def test_a_signed_payment_moves_the_order_to_processing(app, client, provider):
+    await customer(app, client)
+    order = await create_order(client)
+    response = await pay(provider, order["id"], event_id="evt_1")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"result": "processing"}
+    assert "set-cookie" not in response.headers
+    detail = (await client.get(f"/transactions/{order['id']}")).json()
+    assert detail["status"] == "processing"
+    assert detail["history"][-1]["actor"] == "webhook"
+
+
+async def test_a_replayed_event_changes_nothing(app, client, provider, staff):
+    await customer(app, client)
+    await admin_client(app, staff)
+    order = await create_order(client)
+    assert (await pay(provider, order["id"], event_id="evt_same")).json()["result"] == "processing"
+    assert (
+        await staff.patch(f"/admin/transactions/{order['id']}", json={"status": "in_delivery"})
+    ).status_code == 200
+    replay = await pay(provider, order["id"], event_id="evt_same")
+    assert replay.status_code == 200 and replay.json() == {"result": "duplicate"}
+    assert (await stored(app, order["id"])).status == S.IN_DELIVERY
+    assert len(await history_rows(app, order["id"])) == 3
+    assert await events(app) == 1
+
+
+async def test_a_second_payment_event_for_a_paid_order_is_ignored(app, client, provider):
+    await customer(app, client)
+    order = await create_order(client)
+    await pay(provider, order["id"])
+    second = await pay(provider, order["id"])
+    assert second.json() == {"result": "ignored"}
+    assert len(await history_rows(app, order["id"])) == 2
+
+
+async def test_parallel_deliveries_of_one_event_apply_once(app, client, provider):
+    await customer(app, client)
+    order = await create_order(client)
+    responses = await asyncio.gather(
+        *(pay(provider, order["id"], event_id="evt_dup") for _ in range(6))
+    )
+    results = sorted(r.json()["result"] for r in responses)
+    assert results == ["duplicate"] * 5 + ["processing"], [r.text for r in responses]
+    rows = await history_rows(app, order["id"])
+    assert [r.to_status for r in rows] == [S.PAYMENT_IN_PROGRESS, S.PROCESSING]
+
+
+async def test_other_event_types_and_unknown_orders_are_acknowledged_without_change(
+    app, client, provider
+):
+    await customer(app, client)
+    order = await create_order(client)
+    body = event(order["id"], type_="payment.refunded")
+    other = await provider.post("/payments/webhook", content=body, headers=signed_headers(body))
+    assert other.json() == {"result": "ignored"}
+    unknown = await pay(provider, str(uuid.uuid4()))
+    assert unknown.json() == {"result": "unknown_transaction"}
+    assert (await stored(app, order["id"])).status == S.PAYMENT_IN_PROGRESS
+
+
+async def test_a_payment_after_the_deadline_flags_the_order_for_refund(
+    app, client, provider, staff
+):
+    user = await customer(app, client)
+    with time_machine.travel(START, tick=False) as clock:
+        await admin_client(app, staff)
+        order = await create_order(client)
+        clock.move_to(datetime.fromisoformat(order["payment_due_at"]) + timedelta(seconds=5))
+        response = await pay(provider, order["id"])
+        detail = (await client.get(f"/transactions/{order['id']}")).json()
+        flagged = (await staff.get("/admin/transactions", params={"flagged": "true"})).json()
+    assert response.json() == {"result": "late"}
+    assert detail["status"] == "not_paid_in_time" and detail["flagged"] is True
+    assert [(h["from_status"], h["to_status"], h["actor"]) for h in detail["history"]] == [
+        (None, "payment_in_progress", "user"),
+        ("payment_in_progress", "not_paid_in_time", "system"),
+        ("not_paid_in_time", "not_paid_in_time", "webhook"),
+    ]
+    assert "вернуть" in detail["history"][-1]["note"]
+    assert [o["id"] for o in flagged["items"]] == [order["id"]]
+    async with app.state.sessionmaker() as db:
+        mails = list(
+            await db.scalars(select(OutboxMessage).where(OutboxMessage.template == "order_status"))
+        )
+    assert [(m.to_address, m.data["status"]) for m in mails] == [
+        (user["email"], "not_paid_in_time")
+    ]
+
+
+async def test_the_webhook_and_the_deadline_racing_record_one_expiry(app, client, provider):
+    await customer(app, client)
+    with time_machine.travel(START, tick=False) as clock:
+        order = await create_order(client)
+        clock.move_to(datetime.fromisoformat(order["payment_due_at"]))
+
+        async def sweeping():
+            async with app.state.sessionmaker.begin() as db:
+                return await sweep(db, app.state.settings, app.state.transactions)
+
+        results = await asyncio.gather(pay(provider, order["id"]), sweeping(), sweeping())
+    assert results[0].json()["result"] == "late"
+    rows = await history_rows(app, order["id"])
+    expiries = [r for r in rows if r.from_status == S.PAYMENT_IN_PROGRESS]
+    assert [(r.to_status, r.actor) for r in expiries] == [(S.NOT_PAID_IN_TIME, "system")]
+    assert (await stored(app, order["id"])).flagged is True
+    async with app.state.sessionmaker() as db:
+        count = await db.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.template == "order_status")
+        )
+    assert count == 1
+
+
+async def test_a_payment_just_before_the_deadline_wins(app, client, provider):
+    await customer(app, client)
+    with time_machine.travel(START, tick=False) as clock:
+        order = await create_order(client)
+        clock.move_to(datetime.fromisoformat(order["payment_due_at"]) - timedelta(microseconds=1))
+        assert (await pay(provider, order["id"])).json() == {"result": "processing"}
+        async with app.state.sessionmaker.begin() as db:
+            result = await sweep(db, app.state.settings, app.state.transactions)
+    assert result.expired == 0
+    assert (await stored(app, order["id"])).status == S.PROCESSING
+
+
+class TestSignature:
+    async def _order(self, app, client) -> str:
+        await customer(app, client)
+        return (await create_order(client))["id"]
+
+    async def _refused(self, app, provider, order_id, headers, body=None):
+        body = body if body is not None else event(order_id)
+        response = await provider.post("/payments/webhook", content=body, headers=headers)
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "WEBHOOK_SIGNATURE_INVALID"
+        assert (await stored(app, order_id)).status == S.PAYMENT_IN_PROGRESS
+        assert await events(app) == 0
+        return response.json()
+
+    async def test_no_signature(self, app, client, provider):
+        order_id = await self._order(app, client)
+        await self._refused(app, provider, order_id, {"Content-Type": "application/json"})
+
+    async def test_a_signature_with_another_secret(self, app, client, provider):
+        order_id = await self._order(app, client)
+        body = event(order_id)
+        await self._refused(
+            app, provider, order_id, signed_headers(body, secret="whsec_someone_else_00"), body
+        )
+
+    async def test_a_body_changed_after_signing(self, app, client, provider):
+        order_id = await self._order(app, client)
+        body = event(order_id)
+        headers = signed_headers(body)
+        tampered = body.replace(b"payment.succeeded", b"payment.succeedeD")
+        await self._refused(app, provider, order_id, headers, tampered)
+
+    @pytest.mark.parametrize("offset", [-301, 301, -86400])
+    async def test_timestamps_outside_five_minutes(self, app, client, provider, offset):
+        order_id = await self._order(app, client)
+        body = event(order_id)
+        detail = await self._refused(
+            app, provider, order_id, signed_headers(body, at=time.time() + offset), body
+        )
+        assert "300" in detail["detail"]
+
+    @pytest.mark.parametrize("offset", [-299, 299])
+    async def test_timestamps_inside_five_minutes_pass(self, app, client, provider, offset):
+        order_id = await self._order(app, client)
+        body = event(order_id)
+        response = await provider.post(
+            "/payments/webhook", content=body, headers=signed_headers(body, at=time.time() + offset)
+        )
+        assert response.json() == {"result": "processing"}
+
+    @pytest.mark.parametrize(
+        "header",
+        [
+            "garbage",
+            "t=,v1=",
+            "v1=00",
+            "t=123",
+            "t=1e9,v1=00",
+            "t=-5,v1=00",
+            "t=" + "9" * 13 + ",v1=00",
+            "t=1," + "v1=ab," * 200,
+        ],
+    )
+    async def test_malformed_headers(self, app, client, provider, header):
+        order_id = await self._order(app, client)
+        await self._refused(
+            app, provider, order_id, {"Content-Type": "application/json", SIGNATURE_HEADER: header}
+        )
+
+    async def test_one_good_signature_among_several_passes(self, app, client, provider):
+        """A provider rotating its secret signs with both."""
+        order_id = await self._order(app, client)
+        body = event(order_id)
+        t = int(time.time())
+        header = (
+            f"t={t},v1={sign('whsec_the_old_secret_0', t, body)},v1={sign(WEBHOOK_SECRET, t, body)}"
+        )
+        response = await provider.post(
+            "/payments/webhook",
+            content=body,
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: header},
+        )
+        assert response.json() == {"result": "processing"}
+
+    async def test_a_signed_but_malformed_body_is_422(self, app, client, provider):
+        order_id = await self._order(app, client)
+        for body in (
+            b"{",
+            json.dumps({"id": "evt", "type": "payment.succeeded"}).encode(),
+            json.dumps({"id": "", "type": "x", "transaction_id": order_id}).encode(),
+            json.dumps({"id": "e" * 256, "type": "x", "transaction_id": order_id}).encode(),
+        ):
+            response = await provider.post(
+                "/payments/webhook", content=body, headers=signed_headers(body)
+            )
+            assert response.status_code == 422, (body, response.text)
+            assert response.json()["code"] == "VALIDATION_ERROR"
+        assert await events(app) == 0
+
+
+async def test_without_a_secret_the_webhook_answers_503(make_app, client):
+    app = make_app(PAYMENT_WEBHOOK_SECRET="")
+    async with client_for(app) as provider:
+        body = event(str(uuid.uuid4()))
+        response = await provider.post(
+            "/payments/webhook", content=body, headers=signed_headers(body)
+        )
+    assert response.status_code == 503
+    assert response.json()["code"] == "PAYMENT_WEBHOOK_DISABLED"
+    assert response.headers["Retry-After"]
+
+
+def test_a_short_secret_is_refused_at_start_up(make_settings):
+    from app.core.config import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="PAYMENT_WEBHOOK_SECRET must be at least 16"):
+        make_settings(PAYMENT_WEBHOOK_SECRET="short")
