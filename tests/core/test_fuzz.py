@@ -51,7 +51,11 @@ ADMIN_SUCCESS = re.compile(r'"(GET|PATCH) /admin/users\S* HTTP/1\.1" 2\d\d ')
 
 @pytest.fixture
 def live_server_settings(make_settings):
-    return make_settings(RATE_LIMIT_ENABLED=False)
+    # With a webhook secret, the webhook answers what it would in production (400 to an
+    # unsigned call), not the 503 of an unconfigured one.
+    return make_settings(
+        RATE_LIMIT_ENABLED=False, PAYMENT_WEBHOOK_SECRET="whsec_fuzz_0123456789abcdef"
+    )
 
 
 def server_log(server: LiveServer, tail: int = 4000) -> str:
