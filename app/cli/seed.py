@@ -1,4 +1,5 @@
 """`python -m app seed --demo [--force]`: the demo accounts QA signs in with.
+(`python -m app seed --transactions N`: a large order book, app.cli.seed_orders.)
 
 One admin and two users on the reserved example.com domain, verified, with fresh random
 passwords printed once in a table (nothing else keeps them). Only into an empty database:
@@ -13,6 +14,7 @@ Exit status: 0 done; 1 refused (nothing changed); 2 usage. All or nothing: one t
 import argparse
 import asyncio
 import secrets
+from collections.abc import Callable
 
 from pydantic import BaseModel
 from sqlalchemy import func, select
@@ -20,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.auth import sessions
 from app.cli.common import REFUSED, Command, CommandError, find_user, transaction
+from app.cli.seed_orders import seed_orders
 from app.core.security import PasswordHasher
 from app.types.enums import UserRole
 from app.users.manager import check_password
@@ -134,15 +137,43 @@ def summary(created: list[str], reset: list[str]) -> str:
 
 
 def run(args: argparse.Namespace) -> str:
+    if args.transactions is not None:
+        return str(asyncio.run(seed_orders(args.transactions, args.users)))
     return asyncio.run(seed(args.force))
 
 
+def _count(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        number = int(value.replace("_", ""))
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"must be {low}..{high}")
+        return number
+
+    return parse
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument(
         "--demo",
         action="store_true",
-        required=True,
-        help="required: confirms that these are demo accounts with printed passwords",
+        help="the demo accounts; confirms that these are demo accounts with printed passwords",
+    )
+    what.add_argument(
+        "--transactions",
+        type=_count(1, 10_000_000),
+        metavar="N",
+        help=(
+            "N orders (with their history) over --users confirmed users, one of whom holds a"
+            " tenth of them, with a progress bar (benchmarks, QA)"
+        ),
+    )
+    parser.add_argument(
+        "--users",
+        type=_count(1, 1_000_000),
+        default=10_000,
+        metavar="U",
+        help="with --transactions: how many users to create (default 10000)",
     )
     parser.add_argument(
         "--force",
@@ -156,11 +187,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 COMMAND = Command(
     name="seed",
-    help="create the demo accounts for QA (an admin and two users) and print their passwords",
+    help="create the demo accounts for QA, or a large order book (--transactions N)",
     description=(
-        f"Create the demo accounts {DEMO_EMAILS} (one admin, two users, all verified)"
-        " with fresh passwords, printed once. Only into an empty database, unless --force."
-        " Exit status: 0 done, 1 refused (nothing changed), 2 usage."
+        f"--demo: create the demo accounts {DEMO_EMAILS} (one admin, two users, all"
+        " verified) with fresh passwords, printed once. Only into an empty database, unless"
+        " --force. --transactions N: N orders over --users new confirmed users (a tenth to"
+        " the first one), for benchmarks. Exit status: 0 done, 1 refused (nothing changed),"
+        " 2 usage."
     ),
     configure=configure,
     run=run,
