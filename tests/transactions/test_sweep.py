@@ -1,0 +1,71 @@
+"""The deadline written by the sweep: in the app's sweep and by `python -m app sweep`,
+with the history row at the deadline and the customer's email, exactly once."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+
+from app.periodic import sweep
+from app.services.email.outbox import OutboxMessage
+from app.transactions.models import Transaction
+from app.types.enums import TransactionStatus
+from tests.cli.helpers import cli
+from tests.transactions.helpers import create_order, customer, history_rows
+
+S = TransactionStatus
+
+
+async def overdue(app, order_id: str, by: timedelta = timedelta(seconds=1)) -> datetime:
+    due = datetime.now(UTC) - by
+    async with app.state.sessionmaker.begin() as db:
+        await db.execute(
+            update(Transaction)
+            .where(Transaction.id == uuid.UUID(order_id))
+            .values(payment_due_at=due)
+        )
+    return due
+
+
+async def notices(app) -> list[OutboxMessage]:
+    async with app.state.sessionmaker() as db:
+        stmt = select(OutboxMessage).where(OutboxMessage.template == "order_status")
+        return list(await db.scalars(stmt))
+
+
+async def test_the_sweep_writes_the_expiry_once_with_history_and_email(app, client):
+    user = await customer(app, client)
+    late = await create_order(client, description="опоздал")
+    on_time = await create_order(client, description="успеет")
+    due = await overdue(app, late["id"])
+    for _ in range(2):
+        async with app.state.sessionmaker.begin() as db:
+            result = await sweep(db, app.state.settings, app.state.transactions)
+        assert result.expired in (0, 1)
+    async with app.state.sessionmaker() as db:
+        assert (await db.get(Transaction, uuid.UUID(late["id"]))).status == S.NOT_PAID_IN_TIME
+        assert (await db.get(Transaction, uuid.UUID(on_time["id"]))).status == (
+            S.PAYMENT_IN_PROGRESS
+        )
+    rows = await history_rows(app, late["id"])
+    assert [(r.from_status, r.to_status, r.actor) for r in rows] == [
+        (None, S.PAYMENT_IN_PROGRESS, "user"),
+        (S.PAYMENT_IN_PROGRESS, S.NOT_PAID_IN_TIME, "system"),
+    ]
+    assert abs(rows[-1].changed_at - due) < timedelta(milliseconds=1)
+    mails = await notices(app)
+    assert [(m.to_address, m.data["status"], m.data["description"]) for m in mails] == [
+        (user["email"], "not_paid_in_time", "опоздал")
+    ]
+    assert mails[0].data["status_label"] == "Не оплачено вовремя"
+
+
+async def test_python_m_app_sweep_expires_orders(app, client, database_url):
+    await customer(app, client)
+    orders = [await create_order(client) for _ in range(3)]
+    for order in orders[:2]:
+        await overdue(app, order["id"])
+    result = cli(database_url, "sweep")
+    assert result.returncode == 0, result.stderr
+    assert "2 unpaid order(s) marked not_paid_in_time" in result.stdout
+    assert len(await notices(app)) == 2
