@@ -59,6 +59,7 @@ bench: install
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.outbox
 	$(BIN)/python -m bench.newsletter
+	$(BIN)/python -m bench.transactions
 
 admin: migrate
 	$(BIN)/python -m app create-admin --email "$(EMAIL)"
