@@ -34,6 +34,15 @@ TRANSITIONS: Mapping[S, Mapping[S, frozenset[A]]] = {
     S.DELIVERED: {},
 }
 
+# The one move the system makes, when the payment deadline passes (the sweep, and any
+# change that finds an order overdue), read from the table.
+(DEADLINE_MOVE,) = [
+    (from_status, to_status)
+    for from_status, moves in TRANSITIONS.items()
+    for to_status, actors in moves.items()
+    if A.SYSTEM in actors
+]
+
 FINAL = frozenset(status for status, moves in TRANSITIONS.items() if not moves)
 
 # The customer is emailed when their order reaches one of these.
@@ -55,9 +64,9 @@ def may_move(from_status: S, to_status: S, actor: A) -> bool:
 
 def is_overdue(status: S, payment_due_at: datetime, now: datetime) -> bool:
     """An unpaid order whose deadline has come: it reads (and is written) not_paid_in_time."""
-    return status == S.PAYMENT_IN_PROGRESS and now >= payment_due_at
+    return status == DEADLINE_MOVE[0] and now >= payment_due_at
 
 
 def effective_status(status: S, payment_due_at: datetime, now: datetime) -> S:
     """The status as of `now`: the stored one, or not_paid_in_time once overdue."""
-    return S.NOT_PAID_IN_TIME if is_overdue(status, payment_due_at, now) else status
+    return DEADLINE_MOVE[1] if is_overdue(status, payment_due_at, now) else status

@@ -37,6 +37,8 @@ from app.users.models import User
 S = TransactionStatus
 A = TransactionActor
 
+# The deadline's move, from the transition table: what an overdue order was and becomes.
+UNPAID, EXPIRED = lifecycle.DEADLINE_MOVE
 EXPIRE_BATCH = 500
 NOTICE_TEMPLATE = "order_status"
 PAYMENT_SUCCEEDED = "payment.succeeded"
@@ -73,12 +75,12 @@ def _dialect_insert(db: AsyncSession) -> Any:
 
 def status_filter(status: S, now: datetime) -> ColumnElement[bool]:
     """Orders whose effective status (deadline applied) is `status`."""
-    unpaid = Transaction.status == S.PAYMENT_IN_PROGRESS
-    if status == S.PAYMENT_IN_PROGRESS:
+    unpaid = Transaction.status == UNPAID
+    if status == UNPAID:
         return and_(unpaid, Transaction.payment_due_at > now)
-    if status == S.NOT_PAID_IN_TIME:
+    if status == EXPIRED:
         return or_(
-            Transaction.status == S.NOT_PAID_IN_TIME,
+            Transaction.status == EXPIRED,
             and_(unpaid, Transaction.payment_due_at <= now),
         )
     return Transaction.status == status
@@ -122,10 +124,11 @@ async def history(
 
 def _expiry_entry(transaction_id: uuid.UUID, payment_due_at: datetime) -> TransactionHistory:
     # The order became not_paid_in_time at its deadline, whenever that gets written.
+    from_status, to_status = lifecycle.DEADLINE_MOVE
     return TransactionHistory(
         transaction_id=transaction_id,
-        from_status=S.PAYMENT_IN_PROGRESS,
-        to_status=S.NOT_PAID_IN_TIME,
+        from_status=from_status,
+        to_status=to_status,
         changed_at=payment_due_at,
         actor=A.SYSTEM,
         actor_user_id=None,
@@ -229,9 +232,9 @@ class Transactions:
         now: datetime,
     ) -> bool:
         conditions = [Transaction.id == transaction.id, Transaction.status == from_status]
-        if from_status == S.PAYMENT_IN_PROGRESS:
+        if from_status == UNPAID:
             # Paying and expiring exclude each other at the same instant.
-            if to_status == S.NOT_PAID_IN_TIME:
+            if to_status == EXPIRED:
                 conditions.append(Transaction.payment_due_at <= now)
             else:
                 conditions.append(Transaction.payment_due_at > now)
@@ -252,9 +255,7 @@ class Transactions:
         return True
 
     async def _expire_one(self, db: AsyncSession, transaction: Transaction, now: datetime) -> bool:
-        if await self._compare_and_set(
-            db, transaction, S.PAYMENT_IN_PROGRESS, S.NOT_PAID_IN_TIME, now
-        ):
+        if await self._compare_and_set(db, transaction, UNPAID, EXPIRED, now):
             db.add(_expiry_entry(transaction.id, transaction.payment_due_at))
             await self._notify(db, transaction)
             return True
@@ -270,7 +271,7 @@ class Transactions:
                 await db.scalars(
                     select(Transaction.id)
                     .where(
-                        Transaction.status == S.PAYMENT_IN_PROGRESS,
+                        Transaction.status == UNPAID,
                         Transaction.payment_due_at <= now,
                     )
                     .limit(EXPIRE_BATCH)
@@ -284,10 +285,10 @@ class Transactions:
                     update(Transaction)
                     .where(
                         Transaction.id.in_(due),
-                        Transaction.status == S.PAYMENT_IN_PROGRESS,
+                        Transaction.status == UNPAID,
                         Transaction.payment_due_at <= now,
                     )
-                    .values(status=S.NOT_PAID_IN_TIME, updated_at=now)
+                    .values(status=EXPIRED, updated_at=now)
                     .returning(Transaction.id, Transaction.payment_due_at)
                     .execution_options(synchronize_session=False)
                 ),
@@ -302,7 +303,7 @@ class Transactions:
                 .where(Transaction.id.in_(ids))
             )
             for transaction, user in rows.tuples():
-                set_committed_value(transaction, "status", S.NOT_PAID_IN_TIME)
+                set_committed_value(transaction, "status", EXPIRED)
                 self._queue_notice(db, transaction, user)
             expired += len(ids)
             if len(due) < EXPIRE_BATCH:
@@ -352,7 +353,7 @@ class Transactions:
         try:
             await self.move(db, transaction, S.PROCESSING, actor=A.WEBHOOK, now=now)
         except TransitionNotAllowed:
-            if transaction.status != S.NOT_PAID_IN_TIME:
+            if transaction.status != EXPIRED:
                 return "ignored"  # already paid (another event, or staff): out of order
             set_committed_value(transaction, "flagged", True)
             await db.execute(
@@ -364,8 +365,8 @@ class Transactions:
             self._record(
                 db,
                 transaction.id,
-                S.NOT_PAID_IN_TIME,
-                S.NOT_PAID_IN_TIME,
+                EXPIRED,
+                EXPIRED,
                 A.WEBHOOK,
                 None,
                 LATE_PAYMENT_NOTE,

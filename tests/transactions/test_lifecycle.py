@@ -33,6 +33,8 @@ def test_finals_and_start():
     assert lifecycle.INITIAL == S.PAYMENT_IN_PROGRESS
     assert {S.IN_DELIVERY, S.DELIVERED, S.NOT_PAID_IN_TIME} == lifecycle.NOTIFY
     assert lifecycle.allowed_next(S.PAYMENT_IN_PROGRESS, A.ADMIN) == [S.PROCESSING]
+    # The deadline's move (the sweep's, and the webhook's on a late payment) is the table's.
+    assert lifecycle.DEADLINE_MOVE == (S.PAYMENT_IN_PROGRESS, S.NOT_PAID_IN_TIME)
 
 
 def test_the_deadline_is_the_first_late_instant():

@@ -237,6 +237,17 @@ class TestSignature:
             app, provider, order_id, {"Content-Type": "application/json", SIGNATURE_HEADER: header}
         )
 
+    async def test_non_ascii_bytes_in_the_header_are_a_400_not_a_500(self, app, client, provider):
+        order_id = await self._order(app, client)
+        t = int(time.time())
+        for header in (f"t={t},v1=".encode() + b"\xe9\xe9", f"t={t},v1=".encode() + b"\xe9" * 64):
+            await self._refused(
+                app,
+                provider,
+                order_id,
+                {"Content-Type": "application/json", SIGNATURE_HEADER: header},
+            )
+
     async def test_one_good_signature_among_several_passes(self, app, client, provider):
         """A provider rotating its secret signs with both."""
         order_id = await self._order(app, client)
