@@ -8,6 +8,8 @@ for each list, REQUESTS sequential requests over one keep-alive connection:
 - `first`: that customer's `GET /transactions` first page (limit 20);
 - `deep`: the same list after --deep-steps (1 000) cursor steps (the 20 001st order on);
 - `admin status`: `GET /admin/transactions?status=delivered`, first page, and as deep;
+  the same for `status=not_paid_in_time` (the deadline applied: an OR in the query), and
+  the customer's own `not_paid_in_time` first page;
 
 p50/p95 client-side latency and the server's CPU time per request (from /proc). Targets
 (the issue): deep within 1.5× of first (p50); every list under 20 ms p95 on PostgreSQL.
@@ -158,6 +160,8 @@ def bench_database(kind: str, url: str, args: argparse.Namespace, workdir: Path)
         staff = Client(server.port, login_cookie(server.port, admin_email, admin_password, COOKIE))
         mine = f"/transactions?limit={PAGE}"
         by_status = f"/admin/transactions?status=delivered&limit={PAGE}"
+        # not_paid_in_time applies the deadline: stored so, or unpaid and overdue (an OR).
+        expired = f"/admin/transactions?status=not_paid_in_time&limit={PAGE}"
         lists = {
             "first page (customer)": (customer, mine),
             "deep page (customer)": (
@@ -168,6 +172,15 @@ def bench_database(kind: str, url: str, args: argparse.Namespace, workdir: Path)
             "status=delivered, deep page (admin)": (
                 staff,
                 f"{by_status}&cursor={deep_cursor(staff, by_status, args.deep_steps)}",
+            ),
+            "status=not_paid_in_time, first page (admin)": (staff, expired),
+            "status=not_paid_in_time, deep page (admin)": (
+                staff,
+                f"{expired}&cursor={deep_cursor(staff, expired, args.deep_steps)}",
+            ),
+            "customer's not_paid_in_time, first page": (
+                customer,
+                f"{mine}&status=not_paid_in_time",
             ),
         }
         figures = {}

@@ -75,11 +75,34 @@ CreatedCursor = CursorCodec(tuple[UTCInstant, UUID])
 
 
 async def newest_first_page(
-    db: AsyncSession, stmt: Select[tuple[M]], model: type[M], *, limit: int, cursor: str | None
+    db: AsyncSession,
+    stmt: Select[tuple[M]],
+    model: type[M],
+    *,
+    limit: int,
+    cursor: str | None,
+    union: Select[tuple[M]] | None = None,
 ) -> tuple[list[M], str | None]:
     """One page of `stmt` newest first, keyset-paginated on the model's (created_at, id):
     the thousandth page costs what the first does (an index on (created_at, id) serves it).
-    Returns the rows and the next page's cursor (None after the last page)."""
+    Returns the rows and the next page's cursor (None after the last page).
+
+    `union`: a second query whose rows belong to the same list (run the same way and
+    merged): two index-friendly queries instead of one OR that neither database can walk
+    in order."""
+    rows = await _after(db, stmt, model, limit + 1, cursor)
+    if union is not None:
+        rows += await _after(db, union, model, limit + 1, cursor)
+        rows.sort(key=lambda row: (row.created_at, row.id), reverse=True)  # type: ignore[attr-defined]
+    last = rows[limit - 1] if len(rows) > limit else None
+    next_cursor = CreatedCursor.encode((last.created_at, last.id)) if last else None  # type: ignore[attr-defined]
+    return rows[:limit], next_cursor
+
+
+async def _after(
+    db: AsyncSession, stmt: Select[tuple[M]], model: type[M], count: int, cursor: str | None
+) -> list[M]:
+    """The first `count` rows of `stmt` after `cursor`, newest first."""
     created_at_column = model.created_at  # type: ignore[attr-defined]
     id_column = model.id  # type: ignore[attr-defined]
     if cursor:
@@ -92,8 +115,5 @@ async def newest_first_page(
             literal(created_at, created_at_column.type), literal(last_id, id_column.type)
         )
         stmt = stmt.where(tuple_(created_at_column, id_column) < after)
-    stmt = stmt.order_by(created_at_column.desc(), id_column.desc()).limit(limit + 1)
-    rows = list(await db.scalars(stmt))
-    last = rows[limit - 1] if len(rows) > limit else None
-    next_cursor = CreatedCursor.encode((last.created_at, last.id)) if last else None  # type: ignore[attr-defined]
-    return rows[:limit], next_cursor
+    stmt = stmt.order_by(created_at_column.desc(), id_column.desc()).limit(count)
+    return list(await db.scalars(stmt))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Select, and_, or_, select, update
+from sqlalchemy import CursorResult, Select, and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
@@ -73,17 +73,19 @@ def _dialect_insert(db: AsyncSession) -> Any:
     return postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
-def status_filter(status: S, now: datetime) -> ColumnElement[bool]:
-    """Orders whose effective status (deadline applied) is `status`."""
-    unpaid = Transaction.status == UNPAID
+def status_filters(status: S, now: datetime) -> list[ColumnElement[bool]]:
+    """Orders whose effective status (the deadline applied) is `status`, as one or two
+    conditions, each served by an index in creation order (a list query runs one per
+    condition and merges them: see list_page)."""
     if status == UNPAID:
-        return and_(unpaid, Transaction.payment_due_at > now)
+        return [and_(Transaction.status == UNPAID, Transaction.payment_due_at > now)]
     if status == EXPIRED:
-        return or_(
+        # Written so by the sweep, or overdue and not yet written (a minute's worth).
+        return [
             Transaction.status == EXPIRED,
-            and_(unpaid, Transaction.payment_due_at <= now),
-        )
-    return Transaction.status == status
+            and_(Transaction.status == UNPAID, Transaction.payment_due_at <= now),
+        ]
+    return [Transaction.status == status]
 
 
 def effective(transaction: Transaction, now: datetime) -> S:
@@ -150,11 +152,17 @@ async def list_page(
     stmt: Select[tuple[Transaction]] = select(Transaction)
     if user_id is not None:
         stmt = stmt.where(Transaction.user_id == user_id)
-    if status is not None:
-        stmt = stmt.where(status_filter(status, now))
     if flagged is not None:
         stmt = stmt.where(Transaction.flagged.is_(flagged))
-    return await newest_first_page(db, stmt, Transaction, limit=limit, cursor=cursor)
+    union = None
+    if status is not None:
+        # One query per condition, merged: an OR of them made SQLite sort every
+        # not_paid_in_time order for each page (30 ms at 50 000 orders, against 0.1 ms).
+        conditions = status_filters(status, now)
+        if len(conditions) == 2:
+            union = stmt.where(conditions[1])
+        stmt = stmt.where(conditions[0])
+    return await newest_first_page(db, stmt, Transaction, limit=limit, cursor=cursor, union=union)
 
 
 @dataclass(frozen=True, slots=True)

@@ -281,3 +281,47 @@ class TestIdempotency:
         async with app.state.sessionmaker() as db:
             keys = list(await db.scalars(select(TransactionIdempotencyKey.key)))
         assert keys == ["new"]
+
+
+async def test_not_paid_in_time_pages_merge_written_and_unwritten_expiries(app, client):
+    """The list runs one query for orders the sweep wrote not_paid_in_time and one for
+    overdue ones it has not yet written, and merges them: pages stay in order, no gaps."""
+    from sqlalchemy import update
+
+    from app.periodic import sweep
+
+    await customer(app, client)
+    with time_machine.travel(START, tick=False) as clock:
+        orders = []
+        for i in range(7):
+            orders.append(await create_order(client, description=f"№{i}"))
+            clock.shift(1)
+
+        async def due_in_past(*indexes: int) -> None:
+            async with app.state.sessionmaker.begin() as db:
+                await db.execute(
+                    update(Transaction)
+                    .where(Transaction.id.in_([uuid.UUID(orders[i]["id"]) for i in indexes]))
+                    .values(payment_due_at=datetime.now(UTC) - timedelta(seconds=1))
+                )
+
+        await due_in_past(0, 3, 6)
+        async with app.state.sessionmaker.begin() as db:
+            assert (await sweep(db, app.state.settings, app.state.transactions)).expired == 3
+        await due_in_past(1, 4)  # overdue, not yet written
+        seen, cursor = [], None
+        while True:
+            params = {"status": "not_paid_in_time", "limit": 2} | (
+                {"cursor": cursor} if cursor else {}
+            )
+            page = (await client.get("/transactions", params=params)).json()
+            seen += [o["description"] for o in page["items"]]
+            assert all(o["status"] == "not_paid_in_time" for o in page["items"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        waiting = (
+            await client.get("/transactions", params={"status": "payment_in_progress"})
+        ).json()
+    assert seen == ["№6", "№4", "№3", "№1", "№0"]
+    assert [o["description"] for o in waiting["items"]] == ["№5", "№2"]
