@@ -96,6 +96,15 @@ class Client:
         self.headers = {"Cookie": f"{COOKIE}={cookie}"}
 
     def get(self, path: str) -> tuple[int, bytes, float]:
+        try:
+            return self._get(path)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # uvicorn closes a connection idle for 5 s (while the other client walked its
+            # cursor): reconnect once; the warm-up requests absorb it.
+            self.conn.close()
+            return self._get(path)
+
+    def _get(self, path: str) -> tuple[int, bytes, float]:
         start = time.perf_counter()
         self.conn.request("GET", path, headers=self.headers)
         response = self.conn.getresponse()
