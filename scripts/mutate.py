@@ -13,7 +13,7 @@ docs/mutation.md (between the `mutate:begin` and `mutate:end` markers).
 
 MUTANT names (globs allowed, e.g. 'app.auth.csrf*') re-test only those mutants.
 
---retest TEST... [--only GLOB] (no mutmut run): each mutant that survived is run again, in the mutants/
+--retest TEST... [--only GLOB] (no mutmut run): each mutant that survived (or that no test reached) is run again, in the mutants/
 copy the last run generated, against the given test files only (copied in first), the way
 mutmut runs one (pytest with MUTANT_UNDER_TEST naming it); those that now fail are recorded
 as killed. For new tests written against survivors while the code moves on: `mutmut run`
@@ -192,8 +192,8 @@ def retest(tests: list[str], only: list[str]) -> None:
         data = json.loads(meta.read_text())
         changed = False
         for name, code in data["exit_code_by_key"].items():
-            if STATUS.get(code) != "survived":
-                continue
+            if STATUS.get(code) not in ("survived", "no tests"):
+                continue  # a mutant no test reached may meet one in the new files
             if only and not any(fnmatch(name, pattern) for pattern in only):
                 continue
             env = os.environ | {"MUTANT_UNDER_TEST": name}
