@@ -2,12 +2,13 @@
 
     python -m app create-admin --email E [--name N] [--phone P] [--password P]
     python -m app create-admin --email E --promote
-    python -m app seed --demo [--force]
+    python -m app seed --demo [--force] | --transactions N [--users U]
     python -m app check-config
     python -m app errors
     python -m app outbox run [--once] | status
     python -m app newsletter send --subject S --html-file F --text-file F [--no-deliver]
     python -m app sweep
+    python -m app serve [--host H] [--port P]
 
 Each command is a module in app/cli (its behaviour is described there); adding one is a
 module with a `COMMAND` and an entry in COMMANDS below. Settings come from the environment
@@ -21,7 +22,7 @@ import argparse
 import io
 import sys
 
-from app.cli import admin, check, errors, newsletter, outbox, seed, sweep
+from app.cli import admin, check, errors, newsletter, outbox, seed, serve, sweep
 from app.cli.common import Command, CommandError
 
 COMMANDS: tuple[Command, ...] = (
@@ -32,6 +33,7 @@ COMMANDS: tuple[Command, ...] = (
     outbox.COMMAND,
     newsletter.COMMAND,
     sweep.COMMAND,
+    serve.COMMAND,
 )
 
 

@@ -62,7 +62,7 @@ OPENAPI_TAGS = [
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging()
+    configure_logging(access_log=settings.ACCESS_LOG)
     engine = create_engine(
         settings.DATABASE_URL,
         echo=settings.DB_ECHO,

@@ -6,7 +6,6 @@ variables: the module-level app that `make run` and the Dockerfile serve, not an
 test built (a test-built app once showed the right docs while the served one did not).
 """
 
-import json
 import os
 import shlex
 import signal
@@ -51,14 +50,6 @@ def make_run_flags() -> list[str]:
     return uvicorn_flags(recipe)
 
 
-def dockerfile_flags() -> list[str]:
-    """The uvicorn flags of the Dockerfile's CMD."""
-    cmd = next(
-        line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD ")
-    )
-    return uvicorn_flags(json.loads(cmd.removeprefix("CMD "))[-1])
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -78,7 +69,12 @@ def _env_value(value: object) -> str:
 def settings_env(settings: Settings) -> dict[str, str]:
     """Every setting as the environment variable the service reads it from (lists
     comma-separated), checked to read back as the very same settings."""
-    env = {name: _env_value(getattr(settings, name)) for name in Settings.model_fields}
+    # Unset ones (None) stay out: an empty WEB_CONCURRENCY, say, is an error to uvicorn.
+    env = {
+        name: _env_value(value)
+        for name in Settings.model_fields
+        if (value := getattr(settings, name)) is not None
+    }
     assert Settings(_env_file=None, **env) == settings, "settings do not survive the environment"  # type: ignore[call-arg]
     return env
 

@@ -11,7 +11,9 @@ import logging
 FORMAT = "%(levelname)s:     %(name)s: %(message)s"
 
 
-def configure_logging() -> None:
+def configure_logging(*, access_log: bool = True) -> None:
+    # ACCESS_LOG, however uvicorn was started (`make run`, `python -m app serve`).
+    logging.getLogger("uvicorn.access").disabled = not access_log
     logger = logging.getLogger("app")
     if any(getattr(h, "_shop_app_handler", False) for h in logger.handlers):
         return  # once per process, however many apps are built
