@@ -196,11 +196,19 @@ def test_the_image_stops_at_a_bad_setting_before_migrating(tmp_path):
     assert not uvicorn_args.exists()
 
 
-def test_the_image_with_good_settings_migrates_then_starts_uvicorn(tmp_path):
+def test_the_image_with_good_settings_migrates_then_serves(tmp_path):
+    """After the check and the migrations comes `python -m app serve`: seen here by its
+    refusal of two workers without REDIS_URL (tests/cli/test_serve.py starts it for real)."""
     database = tmp_path / "app.db"
-    result, uvicorn_args = start_image_command(
-        tmp_path, SECRET_KEY=GOOD_KEY, DATABASE_URL=sqlite_url(database)
+    result, _ = start_image_command(
+        tmp_path,
+        SECRET_KEY=GOOD_KEY,
+        DATABASE_URL=sqlite_url(database),
+        WEB_CONCURRENCY="2",
+        REDIS_URL="",
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1
     assert {"user", "auth_session", "alembic_version"} <= migrated_tables(database)
-    assert uvicorn_args.read_text().startswith("app.main:app --host 0.0.0.0 --port 8000 ")
+    assert result.stderr.splitlines()[-1].startswith(
+        "error: 2 worker processes (WEB_CONCURRENCY) need REDIS_URL"
+    )
