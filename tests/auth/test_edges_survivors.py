@@ -47,7 +47,7 @@ async def test_a_cancelled_request_does_not_start_a_second_opening(app, monkeypa
     a request cancelled while the driver is still opening must leave that one attempt in
     place for the next request, not forget it and open (and leak) a second connection."""
     sqlite_only(app)
-    gate = asyncio.Event()
+    gate, started = asyncio.Event(), asyncio.Event()
     drivers: list[_SqliteDriver] = []
     opens: list[object] = []
 
@@ -57,6 +57,7 @@ async def test_a_cancelled_request_does_not_start_a_second_opening(app, monkeypa
         @classmethod
         async def open(cls, url, timeouts):
             opens.append(url)
+            started.set()
             await gate.wait()
             driver = await super().open(url, timeouts)
             drivers.append(driver)
@@ -66,8 +67,7 @@ async def test_a_cancelled_request_does_not_start_a_second_opening(app, monkeypa
     lookup = SessionLookup(app.state.engine)
     try:
         first = asyncio.create_task(lookup.fetch(uuid.uuid4(), uuid.uuid4()))
-        while not opens:
-            await asyncio.sleep(0)
+        await started.wait()
         first.cancel()
         with pytest.raises(asyncio.CancelledError):
             await first

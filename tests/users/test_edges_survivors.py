@@ -185,7 +185,8 @@ async def test_a_control_character_in_a_name_says_why(client):
 
 async def test_the_admin_search_finds_a_user_by_part_of_the_email_in_any_case(app, client):
     """Kills app.users.service.x_list_users__mutmut_22 (func.upper(User.email) compared
-    with the lower-cased needle: no email ever matches)."""
+    with the lower-cased needle: no email ever matches) on PostgreSQL, where LIKE is case
+    sensitive; SQLite's LIKE ignores ASCII case, so there the mutant is not seen."""
     await admin_client(app, client)
     async with client_for(app) as other:
         target = await register(other, email="Zeta.Searchable@example.com", name="Иван")
@@ -214,3 +215,13 @@ async def test_a_name_change_keeps_queued_newsletters(app, client):
     async with app.state.sessionmaker() as db:  # the profile change itself was stored
         name = await db.scalar(select(User.name).where(User.id == uuid.UUID(reader["id"])))
     assert name == "Новое имя"
+
+
+async def test_a_nul_in_the_login_name_is_a_wrong_login_not_an_error(client):
+    """Kills app.users.manager.xǁUserDatabaseǁget_by_email__mutmut_5 ("XX\\x00XX": the NUL
+    guard never fires) on PostgreSQL, which cannot take NUL in a query (500 there); on
+    SQLite the lookup just finds nothing, so only `make test-postgres` tells them apart."""
+    user = await register(client)
+    response = await log_in(client, user["email"].replace("@", "\x00@"), user["password"])
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "LOGIN_BAD_CREDENTIALS"
