@@ -1,22 +1,50 @@
-"""Typed dependencies for routes: who is calling, and may they."""
+"""Typed dependencies for routes: who is calling, and may they.
 
-import uuid
+`current_user` does what fastapi-users' `current_user(active=True)` did, with the same
+cookie scheme (so OpenAPI is unchanged) and the same 401, on two dependencies instead of
+eleven: fastapi-users' authenticator resolves the user manager, its database adapter, an
+ORM session and the strategy on every request, about 300 µs of CPU on `/users/me` of
+the ~830 µs measured in-process (2026-11-27, bench machine), for a check that needs none
+of them (app.auth.strategy.authenticate: one lookup, app.auth.lookup).
+
+The user it gives is in no ORM session: a route that only reads it opens, merges and
+commits nothing. A route that changes the user takes `UserInSession` instead.
+"""
+
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, status
-from fastapi_users import FastAPIUsers
+from fastapi import Depends, HTTPException, Request, status
 
-from app.auth.strategy import auth_backend
+from app.auth.strategy import auth_backend, authenticate
+from app.core.db import SessionDep
 from app.core.errors import define_error
 from app.types.enums import UserRole
 from app.users.manager import UserManager, get_user_manager
 from app.users.models import User
 
-fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [auth_backend])  # type: ignore[type-var]  # see app.users.models.User
+# The session cookie's value, or None: fastapi-users' cookie transport's own scheme
+# (APIKeyCookie, auto_error=False), which also declares the cookie in OpenAPI.
+CookieToken = Annotated[str | None, Depends(auth_backend.transport.scheme)]
 
-current_user = fastapi_users.current_user(active=True)
+
+async def current_user(request: Request, token: CookieToken) -> User:
+    """The signed-in, active user of a live session; 401 otherwise."""
+    user = await authenticate(request, token)
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED)
+    return user
+
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+async def current_user_in_session(user: CurrentUser, db: SessionDep) -> User:
+    """The signed-in user, attached to the request's ORM session: changes to it are
+    flushed and committed with the route's other writes."""
+    return await db.merge(user, load=False)
+
+
+UserInSession = Annotated[User, Depends(current_user_in_session)]
 UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
 
 

@@ -13,7 +13,7 @@ from fastapi_users.router.common import ErrorCode
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth import sessions
-from app.auth.deps import CurrentUser, UserManagerDep, fastapi_users
+from app.auth.deps import CookieToken, CurrentUser, UserManagerDep
 from app.auth.services import Components, limit_per_ip
 from app.auth.strategy import SessionStrategy, auth_backend, get_strategy
 from app.core.db import SessionDep
@@ -22,9 +22,6 @@ from app.core.openapi import error_responses
 from app.users.schemas import REGISTRATION_EXAMPLES, UserCreate, UserRead
 
 Strategy = Annotated[SessionStrategy, Depends(get_strategy)]
-CurrentUserToken = Annotated[
-    tuple[object, str], Depends(fastapi_users.authenticator.current_user_token(active=True))
-]
 
 REGISTER_USER_ALREADY_EXISTS = define_error(
     ErrorCode.REGISTER_USER_ALREADY_EXISTS,
@@ -167,9 +164,9 @@ async def login(
         **error_responses("UNAUTHORIZED"),
     },
 )
-async def logout(user_token: CurrentUserToken, strategy: Strategy) -> Response:
-    user, token = user_token
-    return await auth_backend.logout(strategy, user, token)  # type: ignore[arg-type]
+async def logout(user: CurrentUser, token: CookieToken, strategy: Strategy) -> Response:
+    assert token is not None  # current_user answered 401 without one
+    return await auth_backend.logout(strategy, user, token)
 
 
 @router.post(

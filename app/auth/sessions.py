@@ -5,7 +5,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.lookup import SessionLookup
 from app.auth.models import AuthSession
@@ -38,15 +38,18 @@ async def create_session(
 
 
 async def load_live_session(
-    db: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
     lookup: SessionLookup,
     session_id: uuid.UUID,
     user_id: uuid.UUID,
     max_age: timedelta,
 ) -> User | None:
-    """The session's user, attached to `db`, if the session may still be used.
+    """The session's user, detached (in no ORM session), if the session may still be used.
 
-    One database round trip (see app.auth.lookup), plus a write at most once a minute.
+    One database round trip (see app.auth.lookup). At most once a minute the session's
+    `last_seen_at` is moved on, in a short transaction of its own: bookkeeping that holds
+    whether or not the route then succeeds, and that leaves the route's own session
+    untouched (a read neither merges nor commits anything).
     """
     found = await lookup.fetch(session_id, user_id)
     if found is None:
@@ -58,10 +61,12 @@ async def load_live_session(
     if now >= state.created_at + max_age:
         return None
     if now - state.last_seen_at >= LAST_SEEN_RESOLUTION:
-        await db.execute(
-            update(AuthSession).where(AuthSession.id == session_id).values(last_seen_at=now)
-        )
-    return await db.merge(user, load=False)
+        async with sessionmaker() as db:
+            await db.execute(
+                update(AuthSession).where(AuthSession.id == session_id).values(last_seen_at=now)
+            )
+            await db.commit()
+    return user
 
 
 async def list_live_sessions(

@@ -1,7 +1,8 @@
 """fastapi-users strategy: a JWT that names a server-side session row.
 
-read_token verifies the JWT, loads the session and its user in one query, and records
-the session on `request.state` for the renewal middleware.
+`authenticate` verifies the JWT, loads the session and its user in one query, and records
+the session on `request.state` for the renewal middleware; the routes' `current_user`
+(app.auth.deps) and the strategy's read_token both use it.
 """
 
 import uuid
@@ -29,6 +30,30 @@ def current_claims(request: Request) -> SessionClaims | None:
     return getattr(request.state, AUTH_STATE_KEY, None)
 
 
+async def authenticate(request: Request, token: str | None) -> User | None:
+    """The user of the live session `token` names (detached: in no ORM session), or None.
+
+    Records the session's claims on the request for the renewal middleware.
+    """
+    if not token:
+        return None
+    components: AuthComponents = request.app.state.auth
+    claims = components.codec.decode(token)
+    if claims is None:
+        return None
+    user = await sessions.load_live_session(
+        request.app.state.sessionmaker,
+        components.lookup,
+        claims.session_id,
+        claims.user_id,
+        components.session_max_age,
+    )
+    if user is None:
+        return None
+    setattr(request.state, AUTH_STATE_KEY, claims)
+    return user
+
+
 class SessionStrategy(Strategy[User, uuid.UUID]):  # type: ignore[type-var]  # see app.users.models.User
     def __init__(self, request: Request, db: AsyncSession, components: AuthComponents):
         self.request = request
@@ -40,22 +65,7 @@ class SessionStrategy(Strategy[User, uuid.UUID]):  # type: ignore[type-var]  # s
         token: str | None,
         user_manager: BaseUserManager[User, uuid.UUID],  # type: ignore[type-var]  # see app.users.models.User
     ) -> User | None:
-        if not token:
-            return None
-        claims = self.components.codec.decode(token)
-        if claims is None:
-            return None
-        user = await sessions.load_live_session(
-            self.db,
-            self.components.lookup,
-            claims.session_id,
-            claims.user_id,
-            self.components.session_max_age,
-        )
-        if user is None:
-            return None
-        setattr(self.request.state, AUTH_STATE_KEY, claims)
-        return user
+        return await authenticate(self.request, token)
 
     async def write_token(self, user: User) -> str:
         row = await sessions.create_session(

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Body, HTTPException, Request, status
 from fastapi_users import exceptions
 from fastapi_users.router.common import ErrorCode
 
-from app.auth.deps import CurrentUser, UserManagerDep
+from app.auth.deps import CurrentUser, UserInSession, UserManagerDep
 from app.core.db import SessionDep
 from app.core.errors import define_error
 from app.core.openapi import error_responses
@@ -69,7 +69,7 @@ async def read_me(user: CurrentUser) -> UserRead:
 async def update_me(
     update: Annotated[UserUpdate, Body(openapi_examples=UPDATE_EXAMPLES)],
     request: Request,
-    user: CurrentUser,
+    user: UserInSession,
     manager: UserManagerDep,
     db: SessionDep,
 ) -> UserRead:
