@@ -1,35 +1,53 @@
-"""`make bench`: start the service on a fresh SQLite database and measure, in one run,
+"""`make bench`: the service as the image runs it (`python -m app serve`, ACCESS_LOG=false,
+WEB_CONCURRENCY 1, and 2 when Redis answers), beside the two apps of bench/baseline.py
+(a bare FastAPI `/healthz`; a plain fastapi-users cookie app), each on a fresh SQLite
+database, measured in one run, variants interleaved in every round:
 
-1. `/healthz` requests/s,
-2. authenticated `/users/me` requests/s and latency,
-3. `/users/me` requests/s and latency while four clients log in back to back,
+1. `/healthz` requests/s and server CPU per request: the bare app, the service;
+2. authenticated `/users/me`: the plain fastapi-users app, the service;
+3. the service's `/users/me` while four clients log in back to back (one worker);
+4. with two workers: `/healthz` and `/users/me` again;
 
-then print the medians over several rounds with their ratios, as a table and as Markdown
-for the README, and write them to bench/results/latest.json.
+then print the medians over the rounds with their ratios, as a table and as Markdown for
+the README, and write them to bench/results/latest.json.
 
 The load comes from wrk (C), so it takes little of the CPU the Python server needs. Nothing
 is pinned by default: the server's password-hash thread is meant to run on the core the
 event loop does not use, and pinning the whole server to one core (`--pin`) would measure
 a one-core deployment instead. Besides throughput and latency, the bench reports the
-server's CPU time per request (user + system, all threads), which is far less sensitive
-to other load on the machine than requests/s.
+server's CPU time per request (user + system, all threads and worker processes, from
+/proc), which is far less sensitive to other load on the machine than requests/s.
 """
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 from bench import report
-from bench.server import BenchError, Server, login_cookie, migrate, register, server_env
+from bench.server import (
+    HOST,
+    BenchError,
+    Server,
+    login_cookie,
+    migrate,
+    register,
+    serve_command,
+    server_env,
+    uvicorn_command,
+)
 from bench.storm import LoginStorm
 from bench.wrk import INSTALL_HINT, WrkResult, run_wrk, write_script, wrk_path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 PASSWORD = "bench-password-123"
+PLAIN_COOKIE = "plain_session"  # bench/baseline.py
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 STORM_SETTLE_S = 1.0  # let the storm reach a steady state before measuring
 BUSY_WARNING = 0.15  # warn when other processes use more than this share of the CPUs
 
@@ -52,6 +70,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the server's PASSWORD_HASH_THREADS (1, the default setting)",
     )
     p.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
+        help="Redis for the two-worker service (more than one worker needs REDIS_URL); "
+        f"when it does not answer, two workers are not measured (default {DEFAULT_REDIS_URL}, "
+        "or BENCH_REDIS_URL)",
+    )
+    p.add_argument(
         "--pin",
         action="store_true",
         help="pin the server to one half of the cores and wrk and the login "
@@ -60,7 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--keep-server",
         action="store_true",
-        help="print the server's PID and wait for Enter before measuring (e.g. to attach py-spy)",
+        help="print the servers' PIDs and wait for Enter before measuring (e.g. to attach py-spy)",
     )
     args = p.parse_args(argv)
     if not (1 <= args.rounds <= 20 and 1 <= args.duration <= 60):
@@ -100,6 +125,47 @@ def checked(label: str, r: WrkResult) -> WrkResult:
     return r
 
 
+def start_servers(
+    args: argparse.Namespace, workdir: Path, server_cpus: str | None, redis_url: str | None
+) -> dict[str, Server]:
+    """The servers, each with its own database: the service with 1 worker (and 2 when
+    Redis answers: more than one worker needs REDIS_URL), the plain and the bare app."""
+    servers: dict[str, Server] = {}
+    worker_counts = [1, 2] if redis_url else [1]
+    for workers in worker_counts:
+        db_url = f"sqlite+aiosqlite:///{workdir / f'service{workers}.db'}"
+        env = server_env(db_url, args.password_hash_threads)
+        env.update(WEB_CONCURRENCY=str(workers), ACCESS_LOG="false")  # the image's setting
+        if workers > 1:
+            env["REDIS_URL"] = redis_url or ""
+        migrate(db_url, env)
+        servers[f"service{workers}"] = Server(
+            workdir, env, server_cpus, serve_command, name=f"service{workers}"
+        )
+    base_env = server_env("sqlite+aiosqlite://", args.password_hash_threads)
+    base_env.update(
+        BASELINE_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'plain.db'}",
+        BASELINE_SECRET=base_env["SECRET_KEY"],
+    )
+    servers["plain"] = Server(
+        workdir, base_env, server_cpus, uvicorn_command("bench.baseline:plain_app"), name="plain"
+    )
+    servers["bare"] = Server(
+        workdir, base_env, server_cpus, uvicorn_command("bench.baseline:bare_app"), name="bare"
+    )
+    return servers
+
+
+def redis_answers(url: str) -> bool:
+    parsed = urllib.parse.urlsplit(url)
+    try:
+        with socket.create_connection((parsed.hostname or HOST, parsed.port or 6379), 2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
     server_cpus, load_cpus, pinning = cpu_split(args.pin)
     if load_cpus is not None:
@@ -111,26 +177,31 @@ def run(args: argparse.Namespace) -> int:
         print(f"Other load before the bench: {background:.0%} of all CPUs", flush=True)
         if background > BUSY_WARNING:
             print("WARNING: the machine is busy; the figures will be low and noisy.", flush=True)
+    redis_url = args.redis_url if redis_answers(args.redis_url) else None
+    if redis_url is None:
+        print(f"Redis does not answer at {args.redis_url}: two workers not measured", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="shop-bench-") as tmp:
         workdir = Path(tmp)
-        db_url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-        env = server_env(db_url, args.password_hash_threads)
-        migrate(db_url, env)
         script = write_script(workdir)
-        server = Server(workdir, env, server_cpus)
+        servers = start_servers(args, workdir, server_cpus, redis_url)
         try:
-            server.wait_ready()
-            rounds = measure(args, server, script, load_cpus)
+            for name, server in servers.items():
+                # Four servers start at once; the plain app has no /healthz.
+                ready = ("/users/me", 401) if name == "plain" else ("/healthz", 200)
+                server.wait_ready(90, *ready)
+            rounds = measure(args, servers, script, load_cpus)
         except BaseException:
-            if server.proc.poll() is not None:
-                print(
-                    f"The server exited with {server.proc.returncode}:\n{server.log_tail()}",
-                    file=sys.stderr,
-                )
+            for name, server in servers.items():
+                if server.proc.poll() is not None:
+                    print(
+                        f"{name} exited with {server.proc.returncode}:\n{server.log_tail()}",
+                        file=sys.stderr,
+                    )
             raise
         finally:
-            server.stop()
+            for server in servers.values():
+                server.stop()
 
     cfg = {
         "rounds": args.rounds,
@@ -140,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
         "storm_clients": args.storm_clients,
         "password_hash_threads": args.password_hash_threads,
         "pinning": pinning,
+        "two_workers": redis_url is not None,
         "background_load_before": None if background is None else round(background, 3),
     }
     summary = report.summarize(rounds)
@@ -164,27 +236,32 @@ def run(args: argparse.Namespace) -> int:
 
 def measure(
     args: argparse.Namespace,
-    server: Server,
+    servers: dict[str, Server],
     script: Path,
     load_cpus: str | None,
 ) -> list[dict]:
     from app.auth.cookie import COOKIE_NAME
 
-    port = server.port
-    register(port, "bench@example.com", PASSWORD, "+79123450000")
+    def signed_in(server: Server, cookie_name: str) -> dict[str, str]:
+        register(server.port, "bench@example.com", PASSWORD, "+79123450000")
+        cookie = login_cookie(server.port, "bench@example.com", PASSWORD, cookie_name)
+        return {"Cookie": f"{cookie_name}={cookie}"}
+
+    auth = {
+        name: signed_in(servers[name], COOKIE_NAME)
+        for name in servers
+        if name.startswith("service")
+    }
+    auth["plain"] = signed_in(servers["plain"], PLAIN_COOKIE)
+    storm_server = servers["service1"]
     storm_users = [(f"storm{i}@example.com", PASSWORD) for i in range(args.storm_clients)]
     for i, (email, password) in enumerate(storm_users):
-        register(port, email, password, f"+7912345{i + 1:04d}")
-    cookie = login_cookie(port, "bench@example.com", PASSWORD, COOKIE_NAME)
-    auth = {"Cookie": f"{COOKIE_NAME}={cookie}"}
+        register(storm_server.port, email, password, f"+7912345{i + 1:04d}")
     if args.keep_server:
-        input(f"Server PID {server.proc.pid} on {server.base}; press Enter to measure... ")
+        pids = ", ".join(f"{name} {s.proc.pid}" for name, s in servers.items())
+        input(f"Server PIDs: {pids}; press Enter to measure... ")
 
-    def wrk(
-        path: str,
-        duration: int,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[WrkResult, float]:
+    def wrk(server: Server, path: str, duration: int, headers: dict[str, str] | None = None):
         """wrk's result and the server's CPU seconds meanwhile."""
         cpu0 = server.cpu_seconds()
         result = run_wrk(
@@ -205,23 +282,33 @@ def measure(
             d["cpu_us_per_request"] = round(cpu_s / result.requests * 1e6, 1)
         return d
 
+    # (key in the results, server, path): measured in this order in every round.
+    plan = [
+        ("bare_healthz", "bare", "/healthz"),
+        ("healthz", "service1", "/healthz"),
+        ("plain_me", "plain", "/users/me"),
+        ("me_quiet", "service1", "/users/me"),
+    ]
+    if "service2" in servers:
+        plan += [("w2_healthz", "service2", "/healthz"), ("w2_me", "service2", "/users/me")]
+
     print("Warming up", flush=True)
-    checked("/healthz", wrk("/healthz", 2)[0])
-    checked("/users/me", wrk("/users/me", 2, auth)[0])
+    for key, name, path in plan:
+        checked(key, wrk(servers[name], path, 2, auth.get(name) if path != "/healthz" else None)[0])
 
     rounds = []
     for n in range(1, args.rounds + 1):
         print(f"Round {n}/{args.rounds}", flush=True)
-        r, cpu = wrk("/healthz", args.duration)
-        healthz = entry(checked("/healthz", r), cpu, per_request=True)
-        show("/healthz", healthz)
-        r, cpu = wrk("/users/me", args.duration, auth)
-        quiet = entry(checked("/users/me", r), cpu, per_request=True)
-        show("/users/me", quiet)
-        with LoginStorm(port, storm_users, max_seconds=args.duration + 60) as storm:
+        measured: dict[str, dict[str, float]] = {}
+        for key, name, path in plan:
+            headers = auth.get(name) if path != "/healthz" else None
+            r, cpu = wrk(servers[name], path, args.duration, headers)
+            measured[key] = entry(checked(key, r), cpu, per_request=True)
+            show(f"{name} {path}", measured[key])
+        with LoginStorm(storm_server.port, storm_users, max_seconds=args.duration + 60) as storm:
             time.sleep(STORM_SETTLE_S)
             before = storm.count()
-            r, cpu = wrk("/users/me", args.duration, auth)
+            r, cpu = wrk(storm_server, "/users/me", args.duration, auth["service1"])
             logins = storm.count() - before
         if storm.failures:
             raise BenchError(
@@ -229,8 +316,9 @@ def measure(
             )
         stormy = entry(checked("/users/me (login storm)", r), cpu, per_request=False)
         stormy["logins_per_s"] = round(logins / r.duration_s, 2)
-        show("/users/me, login storm", stormy)
-        rounds.append({"healthz": healthz, "me_quiet": quiet, "me_storm": stormy})
+        show("service1 /users/me, storm", stormy)
+        measured["me_storm"] = stormy
+        rounds.append(measured)
     return rounds
 
 

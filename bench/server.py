@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 from app.core.config import Settings
@@ -69,24 +70,21 @@ def migrate(database_url: str, env: dict[str, str]) -> None:
         raise BenchError(f"migration failed:\n{result.stdout}{result.stderr}")
 
 
-class Server:
-    """`uvicorn app.main:app`, one worker, started in `workdir` so no `.env` is read."""
+def uvicorn_command(app: str) -> Callable[[int], list[str]]:
+    """`uvicorn <app>`, one worker (uvloop, httptools, no access log) on a port."""
 
-    def __init__(self, workdir: Path, env: dict[str, str], cpus: str | None):
-        self.port = free_port()
-        self.base = f"http://{HOST}:{self.port}"
-        self.log_path = workdir / "server.log"
-        cmd = [
+    def command(port: int) -> list[str]:
+        return [
             sys.executable,
             "-m",
             "uvicorn",
-            "app.main:app",
+            app,
             "--app-dir",
             str(REPO),
             "--host",
             HOST,
             "--port",
-            str(self.port),
+            str(port),
             "--loop",
             "uvloop",
             "--http",
@@ -95,6 +93,36 @@ class Server:
             "--log-level",
             "warning",
         ]
+
+    return command
+
+
+def serve_command(port: int) -> list[str]:
+    """The image's command, `python -m app serve` (app/cli/serve.py): WEB_CONCURRENCY
+    workers, the access log as ACCESS_LOG says (the image sets it to false)."""
+    return [sys.executable, "-m", "app", "serve", "--host", HOST, "--port", str(port)]
+
+
+class Server:
+    """A server process started in `workdir` (so no `.env` is read); by default
+    `uvicorn app.main:app`, one worker."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        env: dict[str, str],
+        cpus: str | None,
+        command: Callable[[int], list[str]] | None = None,
+        name: str = "server",
+    ):
+        self.port = free_port()
+        self.base = f"http://{HOST}:{self.port}"
+        self.log_path = workdir / f"{name}.log"
+        cmd = (command or uvicorn_command("app.main:app"))(self.port)
+        env = {
+            **env,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+        }
         if cpus is not None:
             cmd = ["taskset", "-c", cpus, *cmd]
         self._log = self.log_path.open("wb")
@@ -109,16 +137,24 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time so far of the server process (all its threads) and of
-        its live child processes (the email composing process)."""
-        total = 0
+        its live descendants (uvicorn's worker processes, the email composing process)."""
+        ticks: dict[int, int] = {}
+        parents: dict[int, int] = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
             except OSError:  # the process ended meanwhile
                 continue
             pid = int(stat.parent.name)
-            if pid == self.proc.pid or int(fields[1]) == self.proc.pid:
-                total += int(fields[11]) + int(fields[12])
+            parents[pid] = int(fields[1])
+            ticks[pid] = int(fields[11]) + int(fields[12])
+        total = 0
+        for pid, ticks_used in ticks.items():
+            ancestor = pid
+            while ancestor > 1 and ancestor != self.proc.pid:
+                ancestor = parents.get(ancestor, 0)
+            if ancestor == self.proc.pid:
+                total += ticks_used
         return total / os.sysconf("SC_CLK_TCK")
 
     def log_tail(self, lines: int = 30) -> str:
@@ -128,14 +164,14 @@ class Server:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
+    def wait_ready(self, timeout: float = 30.0, path: str = "/healthz", expect: int = 200) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise BenchError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                status, _, _ = request(self.port, "GET", "/healthz")
-                if status == 200:
+                status, _, _ = request(self.port, "GET", path)
+                if status == expect:
                     return
             except OSError:
                 pass
@@ -149,7 +185,7 @@ class Server:
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)  # its workers too
                 self.proc.wait(timeout=10)
         self._log.close()
 
