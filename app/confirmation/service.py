@@ -24,13 +24,13 @@ from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, case, false, select, true, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.confirmation.models import AccountConfirmation
 from app.core.clock import utcnow
 from app.core.config import Settings
+from app.core.db import upsert_insert
 from app.core.errors import DomainError
 from app.services.email.outbox import Outbox
 from app.users.models import User
@@ -140,10 +140,7 @@ class ConfirmationPolicy:
             "attempts": 0,
             "issued_at": now,
         }
-        dialect_insert = (
-            postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
-        )
-        statement = dialect_insert(AccountConfirmation).values(values)
+        statement = upsert_insert(db, AccountConfirmation).values(values)
         upsert = statement.on_conflict_do_update(
             index_elements=[AccountConfirmation.user_id],
             set_={k: statement.excluded[k] for k in values if k != "user_id"},

@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, String, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -179,6 +180,14 @@ def create_engine(
         event.listen(engine.sync_engine, "connect", partial(_sqlite_pragmas, busy_ms))
     _ENGINE_TIMEOUTS[engine.sync_engine] = timeouts
     return engine
+
+
+def upsert_insert(db: AsyncSession, table: Any) -> Any:
+    """`INSERT` for `table` with the dialect's ON CONFLICT clauses (`on_conflict_do_nothing`,
+    `on_conflict_do_update`, `excluded`): PostgreSQL's or SQLite's, by the session's bind."""
+    if db.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -18,9 +18,9 @@ from typing import Annotated, Any
 
 from fastapi import Header
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import upsert_insert
 from app.core.errors import DomainError
 from app.transactions.models import IDEMPOTENCY_KEY_MAX_LENGTH, TransactionIdempotencyKey
 
@@ -69,17 +69,13 @@ def fingerprint(body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _insert(db: AsyncSession) -> Any:
-    return postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 async def claim(
     db: AsyncSession, user_id: uuid.UUID, key: str, print_: str, now: datetime
 ) -> StoredResponse | None:
     """None: the key is ours, go on and `remember` the response. A StoredResponse: the
     first response to replay. Raises IdempotencyKeyReused (another body) or
     IdempotencyKeyInUse."""
-    insert = _insert(db)(TransactionIdempotencyKey).values(
+    insert = upsert_insert(db, TransactionIdempotencyKey).values(
         user_id=user_id, key=key, fingerprint=print_, created_at=now
     )
     claimed = await db.execute(

@@ -21,16 +21,17 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Select, and_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.cursor import newest_first_page
+from app.core.db import upsert_insert
 from app.core.errors import DomainError, NotFound
 from app.services.email.outbox import Outbox
 from app.transactions import lifecycle
 from app.transactions.models import PaymentEvent, Transaction, TransactionHistory
+from app.transactions.schemas import WebhookOutcome
 from app.types.enums import TransactionActor, TransactionStatus
 from app.users.models import User
 
@@ -67,10 +68,6 @@ class TransitionNotAllowed(DomainError):
                 "allowed": [status.value for status in allowed],
             }
         )
-
-
-def _dialect_insert(db: AsyncSession) -> Any:
-    return postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def status_filters(status: S, now: datetime) -> list[ColumnElement[bool]]:
@@ -325,13 +322,13 @@ class Transactions:
         event_type: str,
         transaction_id: uuid.UUID,
         now: datetime,
-    ) -> str:
+    ) -> WebhookOutcome:
         """A payment provider's event, once per event id. Returns what it did:
         `duplicate` (seen before: nothing changes), `processing` (the order is paid),
         `late` (paid after the deadline: stays not_paid_in_time, flagged for refund),
         `ignored` (not a payment, or an order already past payment), `unknown_transaction`."""
         claimed = await db.execute(
-            _dialect_insert(db)(PaymentEvent)
+            upsert_insert(db, PaymentEvent)
             .values(
                 id=event_id,
                 type=event_type,
@@ -352,7 +349,7 @@ class Transactions:
 
     async def _apply_payment(
         self, db: AsyncSession, event_type: str, transaction_id: uuid.UUID, now: datetime
-    ) -> str:
+    ) -> WebhookOutcome:
         if event_type != PAYMENT_SUCCEEDED:
             return "ignored"
         transaction = await db.get(Transaction, transaction_id, with_for_update=False)
