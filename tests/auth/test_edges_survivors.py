@@ -37,7 +37,9 @@ async def test_the_sqlite_lookup_waits_for_locks_as_long_as_the_statement_timeou
     sqlite_only(app)
     driver = await _SqliteDriver.open(app.state.engine.url, DatabaseTimeouts(statement=2.5))
     try:
-        assert await driver.fetch("PRAGMA busy_timeout", ()) == [(2500,)]
+        # The connection that waits for locks (the in-loop one never does: busy timeout 0).
+        assert await driver._connection.execute_fetchall("PRAGMA busy_timeout") == [(2500,)]
+        assert driver._direct.execute("PRAGMA busy_timeout").fetchall() == [(0,)]
     finally:
         await driver.close()
 

@@ -1,5 +1,6 @@
-"""What an authenticated request costs the database: a read changes nothing and commits
-nothing; a write commits once; the token codec checks its secret once, with PyJWT."""
+"""What an authenticated request costs: a read changes nothing and commits nothing; a
+write commits once; the token codec checks its secret once, with PyJWT; the renewed
+cookie's header is the one fastapi-users builds."""
 
 import uuid
 from collections.abc import Iterator
@@ -12,9 +13,11 @@ import time_machine
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from app.auth.cookie import build_session_cookie
 from app.auth.models import AuthSession
 from app.core.security import SESSION_AUDIENCE, SessionClaims, SessionTokenCodec
 from app.users.models import User
+from tests.conftest import TEST_SECRET
 from tests.helpers import signed_in
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -124,3 +127,15 @@ def test_probes_and_account_routes_are_matched_first(app):
     paths = paths_of(app.router.routes)
     assert paths[:2] == ["/openapi.json", "/healthz"]  # FastAPI adds its schema route first
     assert paths.index("/users/me") < paths.index("/auth/login")
+
+
+@pytest.mark.parametrize("secure", [True, False])
+async def test_the_renewal_header_is_the_one_fastapi_users_builds(make_settings, secure):
+    settings = make_settings(COOKIE_SECURE=secure, SESSION_LIFETIME_SECONDS=3600)
+    cookie = build_session_cookie(settings)
+    token = SessionTokenCodec(TEST_SECRET, 3600).encode(
+        SessionClaims(uuid.uuid4(), uuid.uuid4()), datetime.now(UTC)
+    )
+    login = await cookie.get_login_response(token)
+    assert cookie.set_cookie_header(token) == login.headers["set-cookie"].encode("latin-1")
+    assert (b"; Secure" in cookie.set_cookie_header(token)) is secure
