@@ -160,7 +160,7 @@ def report(statuses: dict[str, str], paths: dict[str, str], with_diffs: bool) ->
     return "\n".join(lines) + "\n"
 
 
-def retest(tests: list[str], only: list[str]) -> None:
+def retest(tests: list[str], only: list[str], unchecked: bool = False) -> None:
     """Run surviving mutants (those matching `only`, if given) against `tests` in mutants/;
     record the kills."""
     import shutil
@@ -192,7 +192,10 @@ def retest(tests: list[str], only: list[str]) -> None:
         data = json.loads(meta.read_text())
         changed = False
         for name, code in data["exit_code_by_key"].items():
-            if STATUS.get(code) not in ("survived", "no tests"):
+            wanted = (
+                ("survived", "no tests", "not checked") if unchecked else ("survived", "no tests")
+            )
+            if STATUS.get(code) not in wanted:
                 continue  # a mutant no test reached may meet one in the new files
             if only and not any(fnmatch(name, pattern) for pattern in only):
                 continue
@@ -218,16 +221,22 @@ def retest(tests: list[str], only: list[str]) -> None:
                 check=False,
             )
             took = time.monotonic() - started
+            # 1: a test failed; 3 and 4: pytest's internal or usage error, i.e. the mutant
+            # broke the collection itself (a fixture module that cannot even be set up).
+            detected = run.returncode in (1, 3, 4)
             verdict = (
                 "killed"
-                if run.returncode == 1
+                if detected
                 else "survived"
                 if run.returncode == 0
                 else f"exit {run.returncode}"
             )
             print(f"{verdict:9} {took:5.1f} s  {name}", flush=True)
-            if run.returncode == 1:
+            if detected:
                 data["exit_code_by_key"][name] = 1
+                changed = True
+            elif run.returncode == 0 and code is None:  # unchecked until now: a survivor
+                data["exit_code_by_key"][name] = 0
                 changed = True
         if changed:
             meta.write_text(json.dumps(data, indent=4))
@@ -260,10 +269,16 @@ def main() -> int:
         metavar="GLOB",
         help="with --retest: only the survivors matching GLOB",
     )
+    parser.add_argument(
+        "--unchecked",
+        action="store_true",
+        help="with --retest: also the mutants the last run did not reach (a stopped run), "
+        "against the given tests only: a survivor there may be one the whole selection kills",
+    )
     args = parser.parse_args()
 
     if args.retest:
-        retest(args.retest, args.only)
+        retest(args.retest, args.only, args.unchecked)
     elif not args.report_only:
         started = time.monotonic()
         run = subprocess.run(
