@@ -7,6 +7,7 @@ import pytest
 import time_machine
 
 from app.auth.ratelimit import RateLimits
+from app.core.errors import RateLimited
 from tests.conftest import client_for
 
 START = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
@@ -63,3 +64,30 @@ def test_account_keys_are_keyed_fixed_size_digests(make_settings):
     assert key != one.account_key("anne@example.com")
     assert key != other.account_key("anna@example.com")  # keyed by SECRET_KEY
     assert key != hashlib.blake2b(b"anna@example.com", digest_size=16).hexdigest()
+
+
+async def test_each_limit_counts_in_a_namespace_of_its_own(make_settings, clock):
+    """Two limits with the same rate, keyed by the same IP, keep separate counters: logins
+    do not use up the registration budget. Kills app.auth.ratelimit.x__namespaced__mutmut_5
+    and _8 (every limit in the default namespace)."""
+    limits = RateLimits(
+        make_settings(RATE_LIMIT_LOGIN_IP="2/minute", RATE_LIMIT_REGISTER_IP="2/minute")
+    )
+    await limits.hit(limits.login_ip, "198.51.100.7")
+    await limits.hit(limits.login_ip, "198.51.100.7")
+    with pytest.raises(RateLimited):
+        await limits.hit(limits.login_ip, "198.51.100.7")
+    await limits.hit(limits.register_ip, "198.51.100.7")  # its own budget, untouched
+
+
+async def test_a_limit_spans_its_whole_window(make_settings, clock):
+    """ "2/5 minutes" still refuses after two minutes. Kills app.auth.ratelimit.
+    x__namespaced__mutmut_4 and _7 (the window's multiple dropped: 2 per minute)."""
+    limits = RateLimits(make_settings(RATE_LIMIT_LOGIN_IP="2/5 minutes"))
+    await limits.hit(limits.login_ip, "198.51.100.8")
+    await limits.hit(limits.login_ip, "198.51.100.8")
+    clock.shift(timedelta(minutes=2))
+    with pytest.raises(RateLimited):
+        await limits.hit(limits.login_ip, "198.51.100.8")
+    clock.shift(timedelta(minutes=3, seconds=1))
+    await limits.hit(limits.login_ip, "198.51.100.8")  # the window has passed
