@@ -55,6 +55,8 @@ USER_ATTRIBUTES = tuple(
     (attribute.key, attribute.columns[0]) for attribute in inspect(User).column_attrs
 )
 USER_COLUMNS = tuple(column for _, column in USER_ATTRIBUTES)
+USER_KEYS = tuple(key for key, _ in USER_ATTRIBUTES)
+_USER_MANAGER = inspect(User).class_manager
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,15 +201,13 @@ class SessionLookup:
             return None
         values = [convert(value) for convert, value in zip(self._converters, rows[0], strict=True)]
         state = SessionState(*values[: len(SESSION_COLUMNS)])
-        user = User(
-            **{
-                key: value
-                for (key, _), value in zip(
-                    USER_ATTRIBUTES, values[len(SESSION_COLUMNS) :], strict=True
-                )
-            }
-        )
-        make_transient_to_detached(user)  # as if loaded: clean, with an identity
+        # Built the way the ORM's loader builds a row's object (a new instance, then its
+        # attribute dict), not through User(**values), whose per-attribute change events
+        # cost 27 µs here against 8. make_transient_to_detached then marks every value
+        # as loaded and gives the instance its identity: clean, as if loaded.
+        user = _USER_MANAGER.new_instance()
+        user.__dict__.update(zip(USER_KEYS, values[len(SESSION_COLUMNS) :], strict=True))
+        make_transient_to_detached(user)
         return state, user
 
     async def _open(self) -> _Driver:

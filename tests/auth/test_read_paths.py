@@ -10,11 +10,14 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 import time_machine
-from sqlalchemy import event, select
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 from app.auth.cookie import build_session_cookie
+from app.auth.deps import current_user
+from app.auth.lookup import USER_KEYS
 from app.auth.models import AuthSession
+from app.auth.strategy import auth_backend
 from app.core.security import SESSION_AUDIENCE, SessionClaims, SessionTokenCodec
 from app.users.models import User
 from tests.conftest import TEST_SECRET
@@ -139,3 +142,43 @@ async def test_the_renewal_header_is_the_one_fastapi_users_builds(make_settings,
     login = await cookie.get_login_response(token)
     assert cookie.set_cookie_header(token) == login.headers["set-cookie"].encode("latin-1")
     assert (b"; Secure" in cookie.set_cookie_header(token)) is secure
+
+
+async def test_the_looked_up_user_is_the_one_the_orm_loads(app, client):
+    """The lookup builds the user as the ORM's loader would: every column loaded, clean,
+    detached, with its identity; it attaches to a session without a load or a write."""
+    await signed_in(client)
+    async with app.state.sessionmaker() as db:
+        row = await db.scalar(select(AuthSession))
+        loaded = await db.get(User, row.user_id)
+        expected = {key: getattr(loaded, key) for key in USER_KEYS}
+        expected_unloaded = inspect(loaded).unloaded  # its relationships, lazy
+    _, user = await app.state.auth.lookup.fetch(row.id, row.user_id)
+    info = inspect(user)
+    assert info.detached and not info.modified
+    assert info.identity == (row.user_id,)
+    assert info.unloaded == expected_unloaded  # no column left to lazy-load
+    assert {key: getattr(user, key) for key in USER_KEYS} == expected
+    async with app.state.sessionmaker() as db:
+        attached = await db.merge(user, load=False)
+        assert attached.email == expected["email"]
+        assert not db.dirty and not db.new
+
+
+def test_the_signed_in_user_is_one_dependency_on_the_cookie_scheme(app):
+    """current_user is the cookie's security scheme itself: one dependency per request,
+    and the same OpenAPI scheme as the cookie transport's."""
+    def routes_of(routes):  # an included router is one node holding its routes
+        for route in routes:
+            router = getattr(route, "original_router", None)
+            yield from routes_of(router.routes) if router else [route]
+
+    me = next(
+        route
+        for route in routes_of(app.router.routes)
+        if getattr(route, "path", None) == "/users/me" and "GET" in route.methods
+    )
+    (dependency,) = me.dependant.dependencies
+    assert dependency.call is current_user and dependency.dependencies == []
+    assert current_user.model == auth_backend.transport.scheme.model
+    assert current_user.scheme_name == auth_backend.transport.scheme.scheme_name
