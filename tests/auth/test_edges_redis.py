@@ -1,0 +1,101 @@
+"""The rate limiter's Redis connection when connections drop: one closed under it is
+retried at once (app.auth.ratelimit, RateLimits: ConstantRetryPolicy(..., delay=0)), and
+connections that keep dropping end in a prompt 503, not a 500 or a wait.
+
+A proxy in front of the test Redis closes the first connections it accepts. (How many
+connections a request opens is coredis's business: a login opens one, and each dropped
+one is replaced, so the tests count "more than one", not an exact number.)"""
+
+import asyncio
+import os
+import time
+import urllib.parse
+import uuid
+
+import pytest
+
+from tests.conftest import client_for
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
+
+pytestmark = pytest.mark.skipif(
+    not REDIS_URL, reason="needs a Redis server: set TEST_REDIS_URL (CI does, see .ci/run)"
+)
+
+
+class DroppingProxy:
+    """Forwards TCP connections to Redis, except the first `drop`, closed when accepted."""
+
+    def __init__(self, drop: int):
+        self.drop = drop
+        self.connections = 0
+        target = urllib.parse.urlsplit(REDIS_URL)
+        self.target = (target.hostname or "127.0.0.1", target.port or 6379)
+        self.database = target.path  # "/13"
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}{self.database}"
+
+    async def __aenter__(self) -> "DroppingProxy":
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._pipes:
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        if self.connections <= self.drop:
+            writer.close()
+            return
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink))
+            self._pipes.add(task)
+
+    @staticmethod
+    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        finally:
+            sink.close()
+
+
+async def wrong_password(app) -> tuple[int, float]:
+    """A login attempt (rate-limited by IP and account) from a fresh IP; its status and
+    how long it took."""
+    ip = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.2"
+    form = {"username": f"nobody-{uuid.uuid4().hex[:12]}@example.com", "password": "x" * 12}
+    async with client_for(app, ip=ip) as client:
+        started = time.monotonic()
+        response = await asyncio.wait_for(client.post("/auth/login", data=form), 5)
+    return response.status_code, time.monotonic() - started
+
+
+async def test_a_dropped_connection_is_retried_at_once(make_app):
+    async with DroppingProxy(drop=1) as proxy:
+        app = make_app(REDIS_URL=proxy.url, DB_CONNECT_TIMEOUT_SECONDS=2)
+        status, elapsed = await wrong_password(app)
+        assert status == 400  # counted through a new connection: an ordinary refusal
+        assert proxy.connections >= 2
+        assert elapsed < 0.9  # no pause before the retry
+
+
+async def test_connections_that_keep_dropping_end_in_a_prompt_503(make_app):
+    async with DroppingProxy(drop=1000) as proxy:
+        app = make_app(REDIS_URL=proxy.url, DB_CONNECT_TIMEOUT_SECONDS=2)
+        status, elapsed = await wrong_password(app)
+        assert status == 503
+        assert 2 <= proxy.connections <= 10  # retried, a bounded number of times
+        assert elapsed < 0.9
