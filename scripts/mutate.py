@@ -1,6 +1,6 @@
 """`make mutate`: mutation testing with mutmut 3 of the packages [tool.mutmut] names in
-pyproject.toml (app/auth, app/users, app/confirmation, app/services/email, app/newsletters),
-then the score.
+pyproject.toml (app/auth, app/users, app/confirmation, app/services/email, app/newsletters,
+app/transactions), then the score.
 
     python scripts/mutate.py [--children N] [--report-only] [--write-docs] [MUTANT ...]
 
