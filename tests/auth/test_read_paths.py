@@ -10,14 +10,15 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 import time_machine
+from fastapi import Request
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
-from app.auth.cookie import build_session_cookie
+from app.auth.cookie import COOKIE_NAME, build_session_cookie
 from app.auth.deps import current_user
 from app.auth.lookup import USER_KEYS
 from app.auth.models import AuthSession
-from app.auth.strategy import auth_backend
+from app.auth.strategy import SessionStrategy, auth_backend
 from app.core.security import SESSION_AUDIENCE, SessionClaims, SessionTokenCodec
 from app.users.models import User
 from tests.conftest import TEST_SECRET
@@ -168,6 +169,7 @@ async def test_the_looked_up_user_is_the_one_the_orm_loads(app, client):
 def test_the_signed_in_user_is_one_dependency_on_the_cookie_scheme(app):
     """current_user is the cookie's security scheme itself: one dependency per request,
     and the same OpenAPI scheme as the cookie transport's."""
+
     def routes_of(routes):  # an included router is one node holding its routes
         for route in routes:
             router = getattr(route, "original_router", None)
@@ -182,3 +184,20 @@ def test_the_signed_in_user_is_one_dependency_on_the_cookie_scheme(app):
     assert dependency.call is current_user and dependency.dependencies == []
     assert current_user.model == auth_backend.transport.scheme.model
     assert current_user.scheme_name == auth_backend.transport.scheme.scheme_name
+
+
+async def test_the_strategy_reads_a_token_as_current_user_does(app, client):
+    """fastapi-users' Strategy interface (read_token) answers as the routes' current_user:
+    the live session's user, None for no token or a revoked session."""
+    await signed_in(client)
+    token = client.cookies[COOKIE_NAME]
+    request = Request({"type": "http", "app": app, "headers": [], "state": {}})
+    async with app.state.sessionmaker() as db:
+        strategy = SessionStrategy(request, db, app.state.auth)
+        me = (await client.get("/users/me")).json()
+        user = await strategy.read_token(token, None)
+        assert user is not None and str(user.id) == me["id"]
+        assert strategy.request.state.auth_claims.user_id == user.id
+        assert await strategy.read_token(None, None) is None
+        assert (await client.post("/auth/logout")).status_code == 204
+        assert await strategy.read_token(token, None) is None
