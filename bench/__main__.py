@@ -1,7 +1,8 @@
 """`make bench`: the service as the image runs it (`python -m app serve`, ACCESS_LOG=false,
 WEB_CONCURRENCY 1, and 2 when Redis answers), beside the two apps of bench/baseline.py
 (a bare FastAPI `/healthz`; a plain fastapi-users cookie app), each on a fresh SQLite
-database, measured in one run, variants interleaved in every round:
+database (or, with `--postgres URL`, a fresh PostgreSQL database on that server, as
+docker-compose deploys it), measured in one run, variants interleaved in every round:
 
 1. `/healthz` requests/s and server CPU per request: the bare app, the service;
 2. authenticated `/users/me`: the plain fastapi-users app, the service;
@@ -9,7 +10,8 @@ database, measured in one run, variants interleaved in every round:
 4. with two workers: `/healthz` and `/users/me` again;
 
 then print the medians over the rounds with their ratios, as a table and as Markdown for
-the README, and write them to bench/results/latest.json.
+the README, and write them to bench/results/latest.json (latest-postgres.json with
+--postgres).
 
 The load comes from wrk (C), so it takes little of the CPU the Python server needs. Nothing
 is pinned by default: the server's password-hash thread is meant to run on the core the
@@ -77,6 +79,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "or BENCH_REDIS_URL)",
     )
     p.add_argument(
+        "--postgres",
+        metavar="URL",
+        default=None,
+        help="run every app on a fresh database created on this PostgreSQL server (e.g. "
+        "postgresql://postgres@127.0.0.1:5432; dropped afterwards) instead of SQLite",
+    )
+    p.add_argument(
         "--pin",
         action="store_true",
         help="pin the server to one half of the cores and wrk and the login "
@@ -88,6 +97,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="print the servers' PIDs and wait for Enter before measuring (e.g. to attach py-spy)",
     )
     args = p.parse_args(argv)
+    args.created_databases = []
     if not (1 <= args.rounds <= 20 and 1 <= args.duration <= 60):
         p.error("--rounds must be 1..20 and --duration 1..60")
     if not (1 <= args.connections <= 1000 and 1 <= args.storm_clients <= 16):
@@ -133,7 +143,7 @@ def start_servers(
     servers: dict[str, Server] = {}
     worker_counts = [1, 2] if redis_url else [1]
     for workers in worker_counts:
-        db_url = f"sqlite+aiosqlite:///{workdir / f'service{workers}.db'}"
+        db_url = database_url(args, workdir, f"service{workers}")
         env = server_env(db_url, args.password_hash_threads)
         env.update(WEB_CONCURRENCY=str(workers), ACCESS_LOG="false")  # the image's setting
         if workers > 1:
@@ -144,7 +154,7 @@ def start_servers(
         )
     base_env = server_env("sqlite+aiosqlite://", args.password_hash_threads)
     base_env.update(
-        BASELINE_DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'plain.db'}",
+        BASELINE_DATABASE_URL=database_url(args, workdir, "plain"),
         BASELINE_SECRET=base_env["SECRET_KEY"],
     )
     servers["plain"] = Server(
@@ -156,6 +166,35 @@ def start_servers(
     return servers
 
 
+def database_url(args: argparse.Namespace, workdir: Path, name: str) -> str:
+    """A fresh, empty database for one app: an SQLite file in the bench's directory, or a
+    database created on the --postgres server (dropped by drop_databases)."""
+    if not args.postgres:
+        return f"sqlite+aiosqlite:///{workdir / f'{name}.db'}"
+    database = f"shop_bench_{name}_{os.getpid()}"
+    server = urllib.parse.urlsplit(args.postgres)
+    admin = server._replace(scheme="postgresql", path="/postgres").geturl()
+    psql(admin, f'DROP DATABASE IF EXISTS "{database}"', f'CREATE DATABASE "{database}"')
+    args.created_databases.append((admin, database))
+    return server._replace(scheme="postgresql+asyncpg", path=f"/{database}").geturl()
+
+
+def psql(url: str, *statements: str) -> None:
+    for statement in statements:
+        result = subprocess.run(
+            ["psql", url, "-v", "ON_ERROR_STOP=1", "-qc", statement],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise BenchError(f"psql {statement!r}: {result.stderr.strip()}")
+
+
+def drop_databases(args: argparse.Namespace) -> None:
+    for admin, database in args.created_databases:
+        psql(admin, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
 def redis_answers(url: str) -> bool:
     parsed = urllib.parse.urlsplit(url)
     try:
@@ -164,6 +203,34 @@ def redis_answers(url: str) -> bool:
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
         return False
+
+
+def start_and_measure(
+    args: argparse.Namespace,
+    workdir: Path,
+    script: Path,
+    server_cpus: str | None,
+    load_cpus: str | None,
+    redis_url: str | None,
+) -> list[dict]:
+    servers = start_servers(args, workdir, server_cpus, redis_url)
+    try:
+        for name, server in servers.items():
+            # Four servers start at once; the plain app has no /healthz.
+            ready = ("/users/me", 401) if name == "plain" else ("/healthz", 200)
+            server.wait_ready(90, *ready)
+        return measure(args, servers, script, load_cpus)
+    except BaseException:
+        for name, server in servers.items():
+            if server.proc.poll() is not None:
+                print(
+                    f"{name} exited with {server.proc.returncode}:\n{server.log_tail()}",
+                    file=sys.stderr,
+                )
+        raise
+    finally:
+        for server in servers.values():
+            server.stop()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -184,24 +251,10 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="shop-bench-") as tmp:
         workdir = Path(tmp)
         script = write_script(workdir)
-        servers = start_servers(args, workdir, server_cpus, redis_url)
         try:
-            for name, server in servers.items():
-                # Four servers start at once; the plain app has no /healthz.
-                ready = ("/users/me", 401) if name == "plain" else ("/healthz", 200)
-                server.wait_ready(90, *ready)
-            rounds = measure(args, servers, script, load_cpus)
-        except BaseException:
-            for name, server in servers.items():
-                if server.proc.poll() is not None:
-                    print(
-                        f"{name} exited with {server.proc.returncode}:\n{server.log_tail()}",
-                        file=sys.stderr,
-                    )
-            raise
+            rounds = start_and_measure(args, workdir, script, server_cpus, load_cpus, redis_url)
         finally:
-            for server in servers.values():
-                server.stop()
+            drop_databases(args)
 
     cfg = {
         "rounds": args.rounds,
@@ -212,22 +265,24 @@ def run(args: argparse.Namespace) -> int:
         "password_hash_threads": args.password_hash_threads,
         "pinning": pinning,
         "two_workers": redis_url is not None,
+        "database": "PostgreSQL" if args.postgres else "SQLite",
         "background_load_before": None if background is None else round(background, 3),
     }
     summary = report.summarize(rounds)
     ok = report.verdicts(summary)
     md = report.markdown(summary, ok, m, cfg)
+    results = RESULTS.with_name("latest-postgres.json") if args.postgres else RESULTS
     report.write_results(
-        RESULTS, m, config=cfg, summary=summary, targets_met=ok, rounds=rounds, markdown=md
+        results, m, config=cfg, summary=summary, targets_met=ok, rounds=rounds, markdown=md
     )
 
     print()
     print(md)
     print()
     try:
-        shown = RESULTS.relative_to(Path.cwd())
+        shown = results.relative_to(Path.cwd())
     except ValueError:
-        shown = RESULTS
+        shown = results
     print(f"Wrote {shown}")
     missed = [k for k, v in ok.items() if not v]
     print("Targets missed: " + ", ".join(missed) if missed else "All targets met.")

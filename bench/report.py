@@ -250,7 +250,8 @@ def markdown(s: dict[str, float], ok: dict[str, bool], m: dict[str, object], cfg
     lines.append("")
     lines.append(
         f"Machine: {machine_line(m)}. The service as the image runs it (`python -m app serve`: "
-        f"uvloop, httptools, ACCESS_LOG=false, WEB_CONCURRENCY workers), SQLite, "
+        f"uvloop, httptools, ACCESS_LOG=false, WEB_CONCURRENCY workers), "
+        f"{cfg.get('database', 'SQLite')}, "
         f"{cfg['password_hash_threads']} password-hash thread; the baselines under one uvicorn "
         f"worker, same loop and parser, no access log; wrk -t{cfg['wrk_threads']} "
         f"-c{cfg['connections']}, {cfg['storm_clients']} login clients; "
