@@ -4,6 +4,7 @@ mutation report, not here."""
 
 import asyncio
 import re
+import time
 import uuid
 
 import pytest
@@ -83,6 +84,33 @@ async def test_a_cancelled_request_does_not_start_a_second_opening(app, monkeypa
         await lookup.close()
         for driver in drivers:  # under the mutant, the first driver is nobody's: close it
             await driver.close()
+
+
+async def test_closing_while_the_driver_opens_cancels_the_opening(app, monkeypatch):
+    """Kills app.auth.lookup.xǁSessionLookupǁclose__mutmut_3 (`if opening.done()`):
+    shutting down while the driver is still opening cancels that opening at once, and the
+    request waiting on it, instead of waiting for a connection only to close it."""
+    sqlite_only(app)
+    started = asyncio.Event()
+
+    class NeverOpens(_SqliteDriver):
+        @classmethod
+        async def open(cls, url, timeouts):
+            started.set()
+            await asyncio.Event().wait()  # a server that never answers
+
+    monkeypatch.setitem(lookup_module._DRIVERS, "aiosqlite", NeverOpens)
+    lookup = SessionLookup(app.state.engine)
+    fetching = asyncio.create_task(lookup.fetch(uuid.uuid4(), uuid.uuid4()))
+    try:
+        await started.wait()
+        started_closing = time.monotonic()
+        await asyncio.wait_for(lookup.close(), 2)
+        assert time.monotonic() - started_closing < 0.5
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(fetching, 1)
+    finally:
+        fetching.cancel()
 
 
 def test_an_account_key_takes_any_string_typed_as_a_login_name(settings):
