@@ -8,7 +8,7 @@ import time
 import uuid
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 
 import app.auth.lookup as lookup_module
 from app.auth.clientip import parse_address
@@ -145,3 +145,22 @@ async def test_registrations_are_limited_per_client_address(make_app):
     async with app.state.sessionmaker() as db:
         assert await db.scalar(select(func.count()).select_from(User)) == 3
         assert await db.scalar(select(User).where(User.email == refused["email"])) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite+aiosqlite://",
+        "sqlite+aiosqlite:///:memory:",
+        "sqlite+aiosqlite:///file:sessions?mode=memory&cache=shared&uri=true",
+    ],
+)
+def test_the_sqlite_lookup_refuses_an_in_memory_database(url):
+    """Kills app.auth.lookup.xǁ_SqliteDriverǁcheck__mutmut_1 … _13: its second connection
+    would open a different, empty in-memory database; refused when the app starts."""
+    with pytest.raises(ValueError, match="SQLite file"):
+        _SqliteDriver.check(make_url(url))
+
+
+def test_the_sqlite_lookup_takes_a_database_file(tmp_path):
+    _SqliteDriver.check(make_url(f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}"))
