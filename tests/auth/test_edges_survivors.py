@@ -6,6 +6,7 @@ import asyncio
 import re
 import time
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, make_url, select
@@ -164,3 +165,13 @@ def test_the_sqlite_lookup_refuses_an_in_memory_database(url):
 
 def test_the_sqlite_lookup_takes_a_database_file(tmp_path):
     _SqliteDriver.check(make_url(f"sqlite+aiosqlite:///{tmp_path / 'shop.db'}"))
+
+
+def test_a_database_driver_without_a_session_lookup_is_named_in_the_refusal():
+    """Kills app.auth.lookup.xǁSessionLookupǁ__init____mutmut_3 (a message-less error):
+    the start-up error names the driver that has no lookup."""
+    engine = SimpleNamespace(
+        dialect=SimpleNamespace(driver="psycopg"), url=make_url("postgresql+psycopg://db/shop")
+    )
+    with pytest.raises(ValueError, match="no session lookup for the psycopg driver"):
+        SessionLookup(engine)  # type: ignore[arg-type]
