@@ -159,7 +159,7 @@ async def test_registrations_are_limited_per_client_address(make_app):
 def test_the_sqlite_lookup_refuses_an_in_memory_database(url):
     """Kills app.auth.lookup.xǁ_SqliteDriverǁcheck__mutmut_1 … _13: its second connection
     would open a different, empty in-memory database; refused when the app starts."""
-    with pytest.raises(ValueError, match="SQLite file"):
+    with pytest.raises(ValueError, match=r"^the session lookup needs a SQLite file,"):
         _SqliteDriver.check(make_url(url))
 
 
@@ -175,3 +175,22 @@ def test_a_database_driver_without_a_session_lookup_is_named_in_the_refusal():
     )
     with pytest.raises(ValueError, match="no session lookup for the psycopg driver"):
         SessionLookup(engine)  # type: ignore[arg-type]
+
+
+async def test_lifespan_events_pass_through_the_renewal_middleware(make_app):
+    """Kills app.auth.renewal.xǁSessionRenewalMiddlewareǁ__call____mutmut_6 … _11: a scope
+    that is not HTTP (the server's start-up and shut-down) goes through the middleware
+    stack unchanged, as uvicorn sends it."""
+    application = make_app()
+    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[str] = []
+
+    async def receive():
+        return incoming.pop(0)
+
+    async def send(message):
+        sent.append(message["type"])
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+    await asyncio.wait_for(application(scope, receive, send), 30)
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]

@@ -84,13 +84,26 @@ async def test_a_due_last_seen_write_is_one_short_transaction_of_its_own(app, cl
 
 
 async def test_changing_my_account_commits_once(app, client, clock):
+    """One commit, and one statement: the UPDATE. The signed-in user is attached to the
+    session as it was looked up (merge without load), not read again."""
     account = await signed_in(client)
     clock.shift(timedelta(seconds=30))
-    with orm_activity() as counts:
-        response = await client.patch("/users/me", json={"name": "Новое Имя"})
+    executed: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        executed.append(statement.split(None, 1)[0].upper())
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with orm_activity() as counts:
+            response = await client.patch("/users/me", json={"name": "Новое Имя"})
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
     assert response.status_code == 200
     assert response.json()["name"] == "Новое Имя"
     assert counts["commits"] == 1
+    assert executed == ["UPDATE"]
     async with app.state.sessionmaker() as db:
         stored = await db.scalar(select(User.name).where(User.email == account["email"]))
     assert stored == "Новое Имя"
