@@ -97,7 +97,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="print the servers' PIDs and wait for Enter before measuring (e.g. to attach py-spy)",
     )
     args = p.parse_args(argv)
-    args.created_databases = []
     if not (1 <= args.rounds <= 20 and 1 <= args.duration <= 60):
         p.error("--rounds must be 1..20 and --duration 1..60")
     if not (1 <= args.connections <= 1000 and 1 <= args.storm_clients <= 16):
@@ -136,14 +135,18 @@ def checked(label: str, r: WrkResult) -> WrkResult:
 
 
 def start_servers(
-    args: argparse.Namespace, workdir: Path, server_cpus: str | None, redis_url: str | None
+    args: argparse.Namespace,
+    workdir: Path,
+    databases: "Databases",
+    server_cpus: str | None,
+    redis_url: str | None,
 ) -> dict[str, Server]:
     """The servers, each with its own database: the service with 1 worker (and 2 when
     Redis answers: more than one worker needs REDIS_URL), the plain and the bare app."""
     servers: dict[str, Server] = {}
     worker_counts = [1, 2] if redis_url else [1]
     for workers in worker_counts:
-        db_url = database_url(args, workdir, f"service{workers}")
+        db_url = databases.new(f"service{workers}")
         env = server_env(db_url, args.password_hash_threads)
         env.update(WEB_CONCURRENCY=str(workers), ACCESS_LOG="false")  # the image's setting
         if workers > 1:
@@ -154,7 +157,7 @@ def start_servers(
         )
     base_env = server_env("sqlite+aiosqlite://", args.password_hash_threads)
     base_env.update(
-        BASELINE_DATABASE_URL=database_url(args, workdir, "plain"),
+        BASELINE_DATABASE_URL=databases.new("plain"),
         BASELINE_SECRET=base_env["SECRET_KEY"],
     )
     servers["plain"] = Server(
@@ -166,17 +169,36 @@ def start_servers(
     return servers
 
 
-def database_url(args: argparse.Namespace, workdir: Path, name: str) -> str:
-    """A fresh, empty database for one app: an SQLite file in the bench's directory, or a
-    database created on the --postgres server (dropped by drop_databases)."""
-    if not args.postgres:
-        return f"sqlite+aiosqlite:///{workdir / f'{name}.db'}"
-    database = f"shop_bench_{name}_{os.getpid()}"
-    server = urllib.parse.urlsplit(args.postgres)
-    admin = server._replace(scheme="postgresql", path="/postgres").geturl()
-    psql(admin, f'DROP DATABASE IF EXISTS "{database}"', f'CREATE DATABASE "{database}"')
-    args.created_databases.append((admin, database))
-    return server._replace(scheme="postgresql+asyncpg", path=f"/{database}").geturl()
+class Databases:
+    """Fresh, empty databases, one per app: SQLite files in the bench's directory, or
+    databases created on the --postgres server and dropped when the bench leaves."""
+
+    def __init__(self, postgres: str | None, workdir: Path) -> None:
+        self.workdir = workdir
+        self.server = urllib.parse.urlsplit(postgres) if postgres else None
+        self.created: list[str] = []
+
+    def __enter__(self) -> "Databases":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for database in self.created:
+            psql(self.admin_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+    @property
+    def admin_url(self) -> str:
+        assert self.server is not None
+        return self.server._replace(scheme="postgresql", path="/postgres").geturl()
+
+    def new(self, name: str) -> str:
+        if self.server is None:
+            return f"sqlite+aiosqlite:///{self.workdir / f'{name}.db'}"
+        database = f"shop_bench_{name}_{os.getpid()}"
+        psql(
+            self.admin_url, f'DROP DATABASE IF EXISTS "{database}"', f'CREATE DATABASE "{database}"'
+        )
+        self.created.append(database)
+        return self.server._replace(scheme="postgresql+asyncpg", path=f"/{database}").geturl()
 
 
 def psql(url: str, *statements: str) -> None:
@@ -188,11 +210,6 @@ def psql(url: str, *statements: str) -> None:
         )
         if result.returncode != 0:
             raise BenchError(f"psql {statement!r}: {result.stderr.strip()}")
-
-
-def drop_databases(args: argparse.Namespace) -> None:
-    for admin, database in args.created_databases:
-        psql(admin, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def redis_answers(url: str) -> bool:
@@ -208,12 +225,13 @@ def redis_answers(url: str) -> bool:
 def start_and_measure(
     args: argparse.Namespace,
     workdir: Path,
+    databases: Databases,
     script: Path,
     server_cpus: str | None,
     load_cpus: str | None,
     redis_url: str | None,
 ) -> list[dict]:
-    servers = start_servers(args, workdir, server_cpus, redis_url)
+    servers = start_servers(args, workdir, databases, server_cpus, redis_url)
     try:
         for name, server in servers.items():
             # Four servers start at once; the plain app has no /healthz.
@@ -251,10 +269,10 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="shop-bench-") as tmp:
         workdir = Path(tmp)
         script = write_script(workdir)
-        try:
-            rounds = start_and_measure(args, workdir, script, server_cpus, load_cpus, redis_url)
-        finally:
-            drop_databases(args)
+        with Databases(args.postgres, workdir) as databases:
+            rounds = start_and_measure(
+                args, workdir, databases, script, server_cpus, load_cpus, redis_url
+            )
 
     cfg = {
         "rounds": args.rounds,

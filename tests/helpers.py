@@ -2,6 +2,7 @@
 
 import asyncio
 import itertools
+import uuid
 from typing import Any
 
 import httpx
@@ -25,6 +26,12 @@ def new_user_data(**overrides: Any) -> dict[str, Any]:
     }
     data.update(overrides)
     return data
+
+
+def login_form() -> dict[str, str]:
+    """A login form for an account that does not exist: refused with 400, counted by the
+    per-IP and per-account limits."""
+    return {"username": f"nobody-{uuid.uuid4().hex[:12]}@example.com", "password": "x" * 12}
 
 
 async def register(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:

@@ -6,8 +6,10 @@ token fails at once on every instance. Through SQLAlchemy's async ORM that looku
 thread hops per statement, ORM loading, commit); the driver's own single call costs
 ~0.05 ms. This is the hottest path of the service, so it talks to the driver directly —
 with SQL compiled by SQLAlchemy from the models, and values converted by the models'
-own column types. The user it returns is attached to the request's ORM session exactly
-as if that session had loaded it.
+own column types. The user it returns is built as the ORM's loader builds one (every
+column loaded, clean) and is detached: a route that only reads it needs no ORM session,
+and a route that changes it attaches it with merge(load=False) (app.auth.deps.UserInSession),
+which neither reads nor writes.
 
 Drivers: SQLite (see below) and asyncpg (a small pool), with the engine's timeouts
 (app.core.db.DatabaseTimeouts): an unreachable or locked database fails the request (503)

@@ -15,6 +15,7 @@ import uuid
 import pytest
 
 from tests.conftest import client_for
+from tests.helpers import login_form
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 
@@ -76,10 +77,9 @@ async def wrong_password(app) -> tuple[int, float]:
     """A login attempt (rate-limited by IP and account) from a fresh IP; its status and
     how long it took."""
     ip = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.2"
-    form = {"username": f"nobody-{uuid.uuid4().hex[:12]}@example.com", "password": "x" * 12}
     async with client_for(app, ip=ip) as client:
         started = time.monotonic()
-        response = await asyncio.wait_for(client.post("/auth/login", data=form), 5)
+        response = await asyncio.wait_for(client.post("/auth/login", data=login_form()), 5)
     return response.status_code, time.monotonic() - started
 
 

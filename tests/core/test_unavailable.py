@@ -25,7 +25,7 @@ from app.core.db import SessionDep
 from app.core.security import SessionClaims
 from app.core.unavailable import unavailable_service
 from tests.conftest import client_for
-from tests.helpers import aiosqlite_threads_settle, signed_in
+from tests.helpers import aiosqlite_threads_settle, login_form, signed_in
 
 TIMEOUT = 0.5  # DB_CONNECT_TIMEOUT_SECONDS and DB_STATEMENT_TIMEOUT_SECONDS in these tests
 PROMPTLY = 2.0  # seconds: an answer later than this is a hang
@@ -45,10 +45,6 @@ def session_cookie_for(application: FastAPI) -> str:
     """A validly signed cookie naming a random user and session."""
     token = application.state.auth.codec.encode(SessionClaims(uuid.uuid4(), uuid.uuid4()), utcnow())
     return f"{COOKIE_NAME}={token}"
-
-
-def login_form() -> dict[str, str]:
-    return {"username": f"nobody-{uuid.uuid4().hex[:12]}@example.com", "password": "x" * 12}
 
 
 async def timed(request: Any) -> tuple[httpx.Response, float]:
