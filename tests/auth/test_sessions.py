@@ -315,16 +315,23 @@ async def test_a_shorter_lifetime_is_the_cookies_and_the_tokens(make_app, clock)
         assert (await client.get("/users/me")).status_code == 401
 
 
-@pytest.mark.skipif(
+ON_POSTGRESQL = pytest.mark.skipif(
     not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
     reason="the asyncpg lookup pool exists only on PostgreSQL (set TEST_DATABASE_URL; CI does)",
 )
+
+
+async def connect_admin(database_url: str) -> asyncpg.Connection:
+    return await asyncpg.connect(
+        make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+
+
+@ON_POSTGRESQL
 async def test_the_lookup_survives_the_server_dropping_its_connections(app, client, database_url):
     await signed_in(client)
     assert (await client.get("/users/me")).status_code == 200  # the lookup's pool is open
-    admin = await asyncpg.connect(
-        make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    )
+    admin = await connect_admin(database_url)
     try:
         dropped = await admin.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -334,3 +341,24 @@ async def test_the_lookup_survives_the_server_dropping_its_connections(app, clie
         await admin.close()
     assert dropped >= 1
     assert (await client.get("/users/me")).status_code == 200
+
+
+@ON_POSTGRESQL
+async def test_a_lookup_is_one_statement_with_no_reset_after_it(app, client, database_url):
+    """asyncpg's pool resets a connection on release with a second statement (advisory
+    unlock, CLOSE ALL, UNLISTEN, RESET ALL): a second round trip per request. The lookup's
+    connections have nothing to reset, so the lookup's SELECT is their last statement."""
+    await signed_in(client)
+    for _ in range(3):
+        assert (await client.get("/users/me")).status_code == 200
+    admin = await connect_admin(database_url)
+    try:
+        last_statements = await admin.fetch(
+            "SELECT query FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    queries = [row["query"] for row in last_statements]
+    assert app.state.auth.lookup.sql in queries  # the lookup's connection, idle after it
+    assert not [query for query in queries if "RESET ALL" in query]
