@@ -161,6 +161,28 @@ def silent_port() -> Iterator[int]:
 
 
 @pytest.fixture
+def unreachable_port() -> Iterator[int]:
+    """A port whose connections never complete, as with an address that drops packets: a
+    listener with a backlog of one, filled and never accepted, so the kernel drops every
+    further SYN and a connect waits for its own timeout."""
+    listener = socket.socket()
+    filler = socket.socket()
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        filler.connect(("127.0.0.1", port))
+        probe = socket.socket()
+        probe.settimeout(0.3)
+        with probe, pytest.raises(TimeoutError):  # the port really does not answer
+            probe.connect(("127.0.0.1", port))
+        yield port
+    finally:
+        filler.close()
+        listener.close()
+
+
+@pytest.fixture
 def refused_port() -> Iterator[int]:
     """A port bound but not listening (so no one else takes it): connections are refused."""
     sock = socket.socket()

@@ -212,6 +212,17 @@ async def test_redis_not_answering_is_a_prompt_503_on_login(make_app, silent_por
     assert_unavailable(response, time.monotonic() - started)
 
 
+async def test_redis_unreachable_is_a_prompt_503_on_login(make_app, unreachable_port):
+    """A Redis address that drops packets: each connect gives up after the connect
+    timeout (coredis would otherwise wait for the kernel's SYN retries, about 2 minutes)."""
+    application = make_app(
+        REDIS_URL=f"redis://127.0.0.1:{unreachable_port}", DB_CONNECT_TIMEOUT_SECONDS=0.3
+    )
+    async with client_for(application) as client:
+        response, elapsed = await timed(client.post("/auth/login", data=login_form()))
+    assert_unavailable(response, elapsed)
+
+
 # --- what counts as "unavailable" -------------------------------------------------------
 
 
