@@ -8,7 +8,9 @@ import pytest
 import time_machine
 from sqlalchemy import func, select
 
+from app.transactions.idempotency import fingerprint
 from app.transactions.models import Transaction, TransactionIdempotencyKey
+from app.transactions.schemas import TransactionCreate
 from app.types.enums import TRANSACTION_STATUS_LABELS, TransactionStatus
 from tests.conftest import client_for
 from tests.transactions.helpers import ORDER, create_order, customer
@@ -265,6 +267,97 @@ class TestIdempotency:
         await customer(app, client)
         response = await client.post("/transactions", json=ORDER, headers={"Idempotency-Key": key})
         assert response.status_code == 422, response.text
+        assert await count_orders(app) == 0
+
+    async def test_a_retry_replays_its_own_users_order_when_another_user_shares_the_key(
+        self, app, client
+    ):
+        """Keys are per user: each user's retry replays their own order (the replayed
+        response is looked up, and the response is stored, by user and key)."""
+        await customer(app, client)
+        headers = {"Idempotency-Key": "shared-key"}
+        mine = await client.post("/transactions", json=ORDER, headers=headers)
+        async with client_for(app, ip="203.0.113.12") as other:
+            await customer(app, other)
+            theirs = await other.post("/transactions", json={**ORDER, "amount": 1}, headers=headers)
+            their_retry = await other.post(
+                "/transactions", json={**ORDER, "amount": 1}, headers=headers
+            )
+        my_retry = await client.post("/transactions", json=ORDER, headers=headers)
+        assert my_retry.status_code == their_retry.status_code == 201
+        assert my_retry.json()["id"] == mine.json()["id"]
+        assert their_retry.json()["id"] == theirs.json()["id"] != mine.json()["id"]
+        assert await count_orders(app) == 2
+
+    async def test_each_key_replays_its_own_order(self, app, client):
+        await customer(app, client)
+        first = await client.post("/transactions", json=ORDER, headers={"Idempotency-Key": "k1"})
+        second = await client.post(
+            "/transactions", json={**ORDER, "amount": 2}, headers={"Idempotency-Key": "k2"}
+        )
+        retries = [
+            await client.post("/transactions", json=body, headers={"Idempotency-Key": key})
+            for key, body in (("k2", {**ORDER, "amount": 2}), ("k1", ORDER))
+        ]
+        assert [retry.json()["id"] for retry in retries] == [
+            second.json()["id"],
+            first.json()["id"],
+        ]
+        async with app.state.sessionmaker() as db:
+            recorded = dict(
+                (
+                    await db.execute(
+                        select(
+                            TransactionIdempotencyKey.key, TransactionIdempotencyKey.transaction_id
+                        )
+                    )
+                ).all()
+            )
+        assert recorded == {
+            "k1": uuid.UUID(first.json()["id"]),
+            "k2": uuid.UUID(second.json()["id"]),
+        }
+
+    async def test_an_expired_key_is_taken_over_by_the_new_request(self, app, client):
+        """After 24 hours the key starts again: the new body is the one retries must match,
+        and the key's 24 hours count from the takeover."""
+        await customer(app, client)
+        headers = {"Idempotency-Key": "daily"}
+        other = {**ORDER, "amount": 3}
+        with time_machine.travel(START, tick=False) as clock:
+            first = await client.post("/transactions", json=ORDER, headers=headers)
+            clock.shift(timedelta(hours=24))
+            fresh = await client.post("/transactions", json=other, headers=headers)
+            clock.shift(timedelta(hours=1))
+            retry = await client.post("/transactions", json=other, headers=headers)
+            old_body = await client.post("/transactions", json=ORDER, headers=headers)
+        assert fresh.status_code == 201 and "Idempotent-Replayed" not in fresh.headers
+        assert retry.headers.get("Idempotent-Replayed") == "true"
+        assert retry.json()["id"] == fresh.json()["id"] != first.json()["id"]
+        assert old_body.status_code == 409
+        assert old_body.json()["code"] == "IDEMPOTENCY_KEY_REUSED"
+        assert await count_orders(app) == 2
+
+    async def test_a_key_claimed_without_a_response_yet_is_in_use(self, app, client):
+        """A claim commits with its order and response, so another request only sees a
+        claim with no response if it slips between two statements (e.g. the sweep deleting
+        the key meanwhile). It is told to retry, nothing is created."""
+        user = await customer(app, client)
+        async with app.state.sessionmaker.begin() as db:
+            db.add(
+                TransactionIdempotencyKey(
+                    user_id=uuid.UUID(user["id"]),
+                    key="pending",
+                    fingerprint=fingerprint(TransactionCreate(**ORDER).model_dump(mode="json")),
+                    created_at=datetime.now(UTC),
+                )
+            )
+        response = await client.post(
+            "/transactions", json=ORDER, headers={"Idempotency-Key": "pending"}
+        )
+        assert response.status_code == 409, response.text
+        assert response.json()["code"] == "IDEMPOTENCY_KEY_IN_USE"
+        assert response.headers["retry-after"] == "1"
         assert await count_orders(app) == 0
 
     async def test_the_sweep_deletes_expired_keys(self, app, client):
