@@ -1,6 +1,7 @@
 """The deadline written by the sweep: in the app's sweep and by `python -m app sweep`,
 with the history row at the deadline and the customer's email, exactly once."""
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -11,7 +12,7 @@ from app.services.email.outbox import OutboxMessage
 from app.transactions.models import Transaction
 from app.types.enums import TransactionStatus
 from tests.cli.helpers import cli
-from tests.transactions.helpers import create_order, customer, history_rows
+from tests.transactions.helpers import create_order, customer, history_rows, pay
 
 S = TransactionStatus
 
@@ -69,3 +70,36 @@ async def test_python_m_app_sweep_expires_orders(app, client, database_url):
     assert result.returncode == 0, result.stderr
     assert "2 unpaid order(s) marked not_paid_in_time" in result.stdout
     assert len(await notices(app)) == 2
+
+
+async def test_the_sweep_works_in_batches_and_passes_over_orders_not_due(
+    app, client, provider, monkeypatch
+):
+    """Batches of EXPIRE_BATCH: each picks only unpaid orders past their deadline, so the
+    sweep ends even with more than a batch of orders it must leave alone."""
+    from app.transactions import service
+
+    monkeypatch.setattr(service, "EXPIRE_BATCH", 2)
+    await customer(app, client)
+    paid = [await create_order(client) for _ in range(3)]
+    for order in paid:
+        assert (await pay(provider, order["id"])).json() == {"result": "processing"}
+        await overdue(app, order["id"])  # past the deadline, but paid
+    late = [await create_order(client) for _ in range(3)]
+    for order in late:
+        await overdue(app, order["id"])
+    waiting = [await create_order(client) for _ in range(3)]  # unpaid, not yet due
+
+    async def sweeping():
+        async with app.state.sessionmaker.begin() as db:
+            return await sweep(db, app.state.settings, app.state.transactions)
+
+    result = await asyncio.wait_for(sweeping(), 10)
+    assert result.expired == 3
+    async with app.state.sessionmaker() as db:
+        statuses = {str(row.id): row.status for row in await db.scalars(select(Transaction))}
+    assert statuses == {
+        **{order["id"]: S.PROCESSING for order in paid},
+        **{order["id"]: S.NOT_PAID_IN_TIME for order in late},
+        **{order["id"]: S.PAYMENT_IN_PROGRESS for order in waiting},
+    }

@@ -122,6 +122,12 @@ async def test_a_payment_after_the_deadline_flags_the_order_for_refund(
         ("not_paid_in_time", "not_paid_in_time", "webhook"),
     ]
     assert "вернуть" in detail["history"][-1]["note"]
+    due = datetime.fromisoformat(order["payment_due_at"])
+    # The expiry is dated at the deadline it happened at, the payment when it came.
+    assert [datetime.fromisoformat(h["changed_at"]) for h in detail["history"][1:]] == [
+        due,
+        due + timedelta(seconds=5),
+    ]
     assert [o["id"] for o in flagged["items"]] == [order["id"]]
     async with app.state.sessionmaker() as db:
         mails = list(
