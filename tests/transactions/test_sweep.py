@@ -5,6 +5,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import time_machine
 from sqlalchemy import select, update
 
 from app.periodic import sweep
@@ -94,10 +95,15 @@ async def test_the_sweep_works_in_batches_and_passes_over_orders_not_due(
         async with app.state.sessionmaker.begin() as db:
             return await sweep(db, app.state.settings, app.state.transactions)
 
-    result = await asyncio.wait_for(sweeping(), 10)
+    swept_at = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
+    with time_machine.travel(swept_at, tick=False):
+        result = await asyncio.wait_for(sweeping(), 10)
     assert result.expired == 3
     async with app.state.sessionmaker() as db:
-        statuses = {str(row.id): row.status for row in await db.scalars(select(Transaction))}
+        rows = list(await db.scalars(select(Transaction)))
+    statuses = {str(row.id): row.status for row in rows}
+    late_ids = {order["id"] for order in late}
+    assert {row.updated_at for row in rows if str(row.id) in late_ids} == {swept_at}
     assert statuses == {
         **{order["id"]: S.PROCESSING for order in paid},
         **{order["id"]: S.NOT_PAID_IN_TIME for order in late},
