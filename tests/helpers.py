@@ -2,10 +2,12 @@
 
 import asyncio
 import itertools
+import os
 import uuid
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import update
 
 from app.auth.cookie import COOKIE_NAME
@@ -13,6 +15,10 @@ from app.types.enums import UserRole
 from app.users.models import User
 
 PASSWORD = "correct horse battery"
+ON_POSTGRESQL = pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="PostgreSQL only: set TEST_DATABASE_URL (CI does)",
+)
 _counter = itertools.count(1)
 
 

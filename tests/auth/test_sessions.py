@@ -1,6 +1,5 @@
 """Sliding renewal, the absolute cap, revocation, and the session list."""
 
-import os
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +15,7 @@ from app.auth.models import AuthSession
 from app.core.security import SESSION_AUDIENCE
 from app.main import create_app
 from tests.conftest import TEST_SECRET, client_for
-from tests.helpers import PASSWORD, login, register, session_cookie, signed_in
+from tests.helpers import ON_POSTGRESQL, PASSWORD, login, register, session_cookie, signed_in
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -313,12 +312,6 @@ async def test_a_shorter_lifetime_is_the_cookies_and_the_tokens(make_app, clock)
         assert "Max-Age=3600" in session_cookie(renewed)
         clock.shift(timedelta(minutes=61))  # idle past the lifetime: the token has expired
         assert (await client.get("/users/me")).status_code == 401
-
-
-ON_POSTGRESQL = pytest.mark.skipif(
-    not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
-    reason="the asyncpg lookup pool exists only on PostgreSQL (set TEST_DATABASE_URL; CI does)",
-)
 
 
 async def connect_admin(database_url: str) -> asyncpg.Connection:

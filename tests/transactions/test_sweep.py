@@ -13,6 +13,7 @@ from app.services.email.outbox import OutboxMessage
 from app.transactions.models import Transaction
 from app.types.enums import TransactionStatus
 from tests.cli.helpers import cli
+from tests.helpers import ON_POSTGRESQL
 from tests.transactions.helpers import create_order, customer, history_rows, pay
 
 S = TransactionStatus
@@ -109,3 +110,47 @@ async def test_the_sweep_works_in_batches_and_passes_over_orders_not_due(
         **{order["id"]: S.NOT_PAID_IN_TIME for order in late},
         **{order["id"]: S.PAYMENT_IN_PROGRESS for order in waiting},
     }
+
+
+@ON_POSTGRESQL
+async def test_an_order_paid_while_the_sweep_runs_stays_paid(app, client, provider, monkeypatch):
+    """The sweep picks overdue orders, then writes them, re-checking each is still unpaid:
+    a payment that commits in between (it arrived before the deadline) is kept. On
+    PostgreSQL the UPDATE re-reads the row it waited for; SQLite cannot interleave here
+    (the sweep's write would fail on its stale snapshot, rolled back whole)."""
+    from app.transactions.service import PAYMENT_SUCCEEDED
+
+    await customer(app, client)
+    order = await create_order(client)
+    order_id = uuid.UUID(order["id"])
+    due = datetime.fromisoformat(order["payment_due_at"])
+    transactions = app.state.transactions
+
+    async with app.state.sessionmaker.begin() as db:
+        execute = db.execute
+        paid = []
+
+        async def execute_after_a_payment(statement, *args, **kwargs):
+            if statement.is_dml and statement.is_update and not paid:
+                async with app.state.sessionmaker.begin() as payment:
+                    paid.append(
+                        await transactions.record_payment(
+                            payment,
+                            event_id="evt-in-between",
+                            event_type=PAYMENT_SUCCEEDED,
+                            transaction_id=order_id,
+                            now=due - timedelta(seconds=1),
+                        )
+                    )
+            return await execute(statement, *args, **kwargs)
+
+        monkeypatch.setattr(db, "execute", execute_after_a_payment)
+        expired = await transactions.expire_overdue(db, due)
+    assert paid == ["processing"]
+    assert expired == 0
+    async with app.state.sessionmaker() as db:
+        assert (await db.get(Transaction, order_id)).status == S.PROCESSING
+    assert [r.to_status for r in await history_rows(app, order["id"])] == [
+        S.PAYMENT_IN_PROGRESS,
+        S.PROCESSING,
+    ]
