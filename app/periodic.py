@@ -30,6 +30,7 @@ class SweepResult(NamedTuple):
     marked: int  # confirmations written false
     expired: int  # orders written not_paid_in_time
     deleted: int  # outbox rows deleted
+    keys_deleted: int  # idempotency keys past their 24 hours
 
 
 async def sweep(
@@ -47,8 +48,8 @@ async def sweep(
     expired = await transactions.expire_overdue(db, now)
     await newsletters.finish_sent(db)
     deleted = await outbox.purge(db, older_than=now - timedelta(days=settings.OUTBOX_KEEP_DAYS))
-    await idempotency.purge(db, now)
-    return SweepResult(marked, expired, deleted)
+    keys_deleted = await idempotency.purge(db, now)
+    return SweepResult(marked, expired, deleted, keys_deleted)
 
 
 async def sweep_forever(app: FastAPI, stop: asyncio.Event) -> None:

@@ -370,10 +370,11 @@ class TestIdempotency:
             await client.post("/transactions", json=ORDER, headers={"Idempotency-Key": "new"})
             clock.shift(timedelta(hours=1))
             async with app.state.sessionmaker.begin() as db:
-                await sweep(db, app.state.settings, app.state.transactions)
+                result = await sweep(db, app.state.settings, app.state.transactions)
         async with app.state.sessionmaker() as db:
             keys = list(await db.scalars(select(TransactionIdempotencyKey.key)))
         assert keys == ["new"]
+        assert result.keys_deleted == 1
 
 
 async def test_not_paid_in_time_pages_merge_written_and_unwritten_expiries(app, client):
