@@ -14,7 +14,8 @@ docs/mutation.md (between the `mutate:begin` and `mutate:end` markers).
 MUTANT names (globs allowed, e.g. 'app.auth.csrf*') re-test only those mutants.
 
 --retest TEST... [--only GLOB] (no mutmut run): each mutant that survived (or that no test reached) is run again, in the mutants/
-copy the last run generated, against the given test files only (copied in first), the way
+copy the last run generated, against the given test files or tests' node ids
+(`tests/x.py::test_y`) only (their files copied in first), the way
 mutmut runs one (pytest with MUTANT_UNDER_TEST naming it); those that now fail are recorded
 as killed. For new tests written against survivors while the code moves on: `mutmut run`
 would regenerate the mutants from the changed code first.
@@ -166,7 +167,7 @@ def retest(tests: list[str], only: list[str], unchecked: bool = False) -> None:
     import shutil
     from fnmatch import fnmatch
 
-    for test in tests:
+    for test in {test.split("::")[0] for test in tests}:  # a file, or a test's node id in it
         target = MUTANTS / test
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / test, target)
