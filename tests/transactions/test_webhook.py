@@ -103,6 +103,39 @@ async def test_other_event_types_and_unknown_orders_are_acknowledged_without_cha
     assert (await stored(app, order["id"])).status == S.PAYMENT_IN_PROGRESS
 
 
+async def test_each_event_is_logged_with_its_own_outcome(app, client, provider):
+    """The event log (payment_event) keeps what each event did, for the provider's audit:
+    writing one event's outcome leaves the others' as they were."""
+    await customer(app, client)
+    order = await create_order(client)
+    await pay(provider, order["id"], event_id="evt_paid")
+    await pay(provider, order["id"], event_id="evt_again")
+    await pay(provider, str(uuid.uuid4()), event_id="evt_unknown")
+    async with app.state.sessionmaker() as db:
+        logged = dict((await db.execute(select(PaymentEvent.id, PaymentEvent.outcome))).all())
+    assert logged == {
+        "evt_paid": "processing",
+        "evt_again": "ignored",
+        "evt_unknown": "unknown_transaction",
+    }
+
+
+async def test_a_late_payment_for_an_order_the_sweep_expired_is_flagged_then(app, client, provider):
+    await customer(app, client)
+    with time_machine.travel(START, tick=False) as clock:
+        order = await create_order(client)
+        due = datetime.fromisoformat(order["payment_due_at"])
+        clock.move_to(due)
+        async with app.state.sessionmaker.begin() as db:
+            assert (await sweep(db, app.state.settings, app.state.transactions)).expired == 1
+        clock.move_to(due + timedelta(hours=1))
+        response = await pay(provider, order["id"])
+    assert response.json() == {"result": "late"}
+    after = await stored(app, order["id"])
+    assert (after.status, after.flagged) == (S.NOT_PAID_IN_TIME, True)
+    assert after.updated_at == due + timedelta(hours=1)  # when it was flagged
+
+
 async def test_a_payment_after_the_deadline_flags_the_order_for_refund(
     app, client, provider, staff
 ):
