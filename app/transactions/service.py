@@ -259,13 +259,12 @@ class Transactions:
         set_committed_value(transaction, "updated_at", now)
         return True
 
-    async def _expire_one(self, db: AsyncSession, transaction: Transaction, now: datetime) -> bool:
+    async def _expire_one(self, db: AsyncSession, transaction: Transaction, now: datetime) -> None:
         if await self._compare_and_set(db, transaction, UNPAID, EXPIRED, now):
             db.add(_expiry_entry(transaction.id, transaction.payment_due_at))
             await self._notify(db, transaction)
-            return True
-        await db.refresh(transaction)  # someone else moved it first
-        return False
+        else:
+            await db.refresh(transaction)  # someone else moved it first
 
     async def expire_overdue(self, db: AsyncSession, now: datetime) -> int:
         """The sweep: write not_paid_in_time into every overdue order, with its history

@@ -5,6 +5,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import time_machine
 from sqlalchemy import select, update
 
@@ -153,4 +154,44 @@ async def test_an_order_paid_while_the_sweep_runs_stays_paid(app, client, provid
     assert [r.to_status for r in await history_rows(app, order["id"])] == [
         S.PAYMENT_IN_PROGRESS,
         S.PROCESSING,
+    ]
+
+
+@ON_POSTGRESQL
+async def test_a_move_that_finds_the_sweep_expired_the_order_first_is_refused(
+    app, client, monkeypatch
+):
+    """A move of an overdue order first writes its expiry; when the sweep wrote it in
+    between, that write finds nothing to change, the order is re-read, and the move is
+    refused with the status the sweep wrote. One expiry in the history: the sweep's."""
+    from app.transactions.service import TransitionNotAllowed
+    from app.types.enums import TransactionActor
+
+    await customer(app, client)
+    order = await create_order(client)
+    order_id = uuid.UUID(order["id"])
+    due = datetime.fromisoformat(order["payment_due_at"])
+    transactions = app.state.transactions
+    swept = []
+    with pytest.raises(TransitionNotAllowed) as refused:
+        async with app.state.sessionmaker.begin() as db:
+            transaction = await db.get(Transaction, order_id)
+            execute = db.execute
+
+            async def execute_after_the_sweep(statement, *args, **kwargs):
+                if statement.is_dml and statement.is_update and not swept:
+                    async with app.state.sessionmaker.begin() as other:
+                        swept.append(await transactions.expire_overdue(other, due))
+                return await execute(statement, *args, **kwargs)
+
+            monkeypatch.setattr(db, "execute", execute_after_the_sweep)
+            await transactions.move(
+                db, transaction, S.PROCESSING, actor=TransactionActor.WEBHOOK, now=due
+            )
+    assert swept == [1]
+    assert refused.value.detail["status"] == "not_paid_in_time"
+    rows = await history_rows(app, order["id"])
+    assert [(r.to_status, r.actor) for r in rows] == [
+        (S.PAYMENT_IN_PROGRESS, "user"),
+        (S.NOT_PAID_IN_TIME, "system"),
     ]
