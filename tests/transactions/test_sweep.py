@@ -14,6 +14,7 @@ from app.services.email.outbox import OutboxMessage
 from app.transactions.models import Transaction
 from app.types.enums import TransactionStatus
 from tests.cli.helpers import cli
+from tests.conftest import client_for
 from tests.helpers import ON_POSTGRESQL
 from tests.transactions.helpers import create_order, customer, history_rows, pay
 
@@ -62,6 +63,20 @@ async def test_the_sweep_writes_the_expiry_once_with_history_and_email(app, clie
         (user["email"], "not_paid_in_time", "опоздал")
     ]
     assert mails[0].data["status_label"] == "Не оплачено вовремя"
+    assert mails[0].data["name"] == user["name"]  # the email greets them by name
+    assert mails[0].user_id == uuid.UUID(user["id"])  # support's "what did we send them?"
+
+
+async def test_the_notice_labels_the_status_in_the_email_locale(make_app):
+    app = make_app(EMAIL_LOCALE="en")
+    async with client_for(app) as client:
+        await customer(app, client)
+        order = await create_order(client)
+    await overdue(app, order["id"])
+    async with app.state.sessionmaker.begin() as db:
+        assert (await sweep(db, app.state.settings, app.state.transactions)).expired == 1
+    (mail,) = await notices(app)
+    assert (mail.locale, mail.data["status_label"]) == ("en", "Not paid in time")
 
 
 async def test_python_m_app_sweep_expires_orders(app, client, database_url):
