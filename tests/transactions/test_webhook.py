@@ -45,12 +45,15 @@ async def events(app) -> int:
 
 async def test_a_signed_payment_moves_the_order_to_processing(app, client, provider):
     await customer(app, client)
-    order = await create_order(client)
-    response = await pay(provider, order["id"], event_id="evt_1")
+    with time_machine.travel(START, tick=False) as clock:
+        order = await create_order(client)
+        clock.shift(timedelta(minutes=5))
+        response = await pay(provider, order["id"], event_id="evt_1")
+        detail = (await client.get(f"/transactions/{order['id']}")).json()
+    assert (await stored(app, order["id"])).updated_at == START + timedelta(minutes=5)
     assert response.status_code == 200, response.text
     assert response.json() == {"result": "processing"}
     assert "set-cookie" not in response.headers
-    detail = (await client.get(f"/transactions/{order['id']}")).json()
     assert detail["status"] == "processing"
     assert detail["history"][-1]["actor"] == "webhook"
 
@@ -225,7 +228,8 @@ class TestSignature:
 
     async def test_no_signature(self, app, client, provider):
         order_id = await self._order(app, client)
-        await self._refused(app, provider, order_id, {"Content-Type": "application/json"})
+        refused = await self._refused(app, provider, order_id, {"Content-Type": "application/json"})
+        assert refused["detail"] == f"no {SIGNATURE_HEADER} header"  # says what is missing
 
     async def test_a_signature_with_another_secret(self, app, client, provider):
         order_id = await self._order(app, client)
