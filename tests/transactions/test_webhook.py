@@ -14,7 +14,7 @@ from app.periodic import sweep
 from app.services.email.outbox import OutboxMessage
 from app.transactions.models import PaymentEvent, Transaction
 from app.transactions.schemas import PaymentEventBody
-from app.transactions.webhook import SIGNATURE_HEADER
+from app.transactions.webhook import SIGNATURE_HEADER, SIGNATURE_HEADER_MAX_LENGTH
 from app.types.enums import TransactionStatus
 from tests.conftest import client_for
 from tests.transactions.helpers import (
@@ -30,6 +30,7 @@ from tests.transactions.helpers import (
 )
 
 S = TransactionStatus
+WELL_FORMED_SIGNATURE = "ab" * 32  # 64 hex digits: the right shape, never the right value
 START = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
 
 
@@ -269,20 +270,43 @@ class TestSignature:
         "header",
         [
             "garbage",
-            "t=,v1=",
-            "v1=00",
-            "t=123",
-            "t=1e9,v1=00",
-            "t=-5,v1=00",
-            "t=" + "9" * 13 + ",v1=00",
-            "t=1," + "v1=ab," * 200,
+            "t=,v1=" + WELL_FORMED_SIGNATURE,
+            "v1=" + WELL_FORMED_SIGNATURE,  # no timestamp
+            "t=123",  # no signature
+            "t=123,v1=00",  # no well-formed signature
+            "t=1e9,v1=" + WELL_FORMED_SIGNATURE,
+            "t=-5,v1=" + WELL_FORMED_SIGNATURE,
+            "t=" + "9" * 13 + ",v1=" + WELL_FORMED_SIGNATURE,  # longer than 12 digits
         ],
     )
     async def test_malformed_headers(self, app, client, provider, header):
         order_id = await self._order(app, client)
-        await self._refused(
+        refused = await self._refused(
             app, provider, order_id, {"Content-Type": "application/json", SIGNATURE_HEADER: header}
         )
+        assert refused["detail"] == "expected t=<unix seconds>,v1=<hex HMAC-SHA256>"
+
+    async def test_a_header_up_to_the_limit_is_read_and_one_longer_is_refused(
+        self, app, client, provider
+    ):
+        order_id = await self._order(app, client)
+        body = event(order_id)
+        header = signed_headers(body)[SIGNATURE_HEADER] + ",x="
+        longest = header + "x" * (SIGNATURE_HEADER_MAX_LENGTH - len(header))
+        refused = await self._refused(
+            app,
+            provider,
+            order_id,
+            {"Content-Type": "application/json", SIGNATURE_HEADER: longest + "x"},
+            body,
+        )
+        assert refused["detail"] == "signature header too long"
+        response = await provider.post(
+            "/payments/webhook",
+            content=body,
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: longest},
+        )
+        assert response.json() == {"result": "processing"}  # unknown items are skipped
 
     async def test_non_ascii_bytes_in_the_header_are_a_400_not_a_500(self, app, client, provider):
         order_id = await self._order(app, client)
