@@ -235,16 +235,18 @@ class TestSignature:
     async def test_a_signature_with_another_secret(self, app, client, provider):
         order_id = await self._order(app, client)
         body = event(order_id)
-        await self._refused(
+        refused = await self._refused(
             app, provider, order_id, signed_headers(body, secret="whsec_someone_else_00"), body
         )
+        assert refused["detail"] == "signature does not match"
 
     async def test_a_body_changed_after_signing(self, app, client, provider):
         order_id = await self._order(app, client)
         body = event(order_id)
         headers = signed_headers(body)
         tampered = body.replace(b"payment.succeeded", b"payment.succeedeD")
-        await self._refused(app, provider, order_id, headers, tampered)
+        refused = await self._refused(app, provider, order_id, headers, tampered)
+        assert refused["detail"] == "signature does not match"
 
     @pytest.mark.parametrize("offset", [-301, 301, -86400])
     async def test_timestamps_outside_five_minutes(self, app, client, provider, offset):
@@ -257,7 +259,7 @@ class TestSignature:
             detail = await self._refused(app, provider, order_id, headers, body)
         assert "300" in detail["detail"]
 
-    @pytest.mark.parametrize("offset", [-299, 299])
+    @pytest.mark.parametrize("offset", [-300, -299, 299, 300])
     async def test_timestamps_inside_five_minutes_pass(self, app, client, provider, offset):
         order_id = await self._order(app, client)
         body = event(order_id)
