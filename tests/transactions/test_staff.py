@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.services.email.outbox import OutboxMessage
 from app.transactions import lifecycle
@@ -66,6 +66,28 @@ async def test_staff_walk_an_order_through_its_lifecycle_and_the_customer_hears(
     ]
     assert sent[0].data["order_number"] == order["id"].replace("-", "")[:8].upper()
     assert sent[0].data["amount"] == "2\u00a0499,00\u00a0RUB"
+
+
+async def test_each_move_writes_the_order_once(app, client, staff):
+    """A move is one compare-and-set UPDATE of the order: no attempt to write an expiry
+    first unless the deadline has passed unwritten, no re-read."""
+    await customer(app, client)
+    await admin_client(app, staff)
+    order = await create_order(client)
+    updates: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if statement.replace('"', "").startswith("UPDATE transaction SET"):
+            updates.append(statement)
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for status in ("processing", "in_delivery", "delivered"):
+            assert (await patch(staff, order["id"], status)).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(updates) == 3, updates
 
 
 @pytest.mark.parametrize(
