@@ -206,6 +206,19 @@ def test_every_status_has_a_russian_and_an_english_label():
     assert TransactionStatus.IN_DELIVERY.label_in("en") == "In delivery"
 
 
+async def test_an_order_and_its_first_history_row_share_one_instant(app, client):
+    """On the real clock (no frozen time): everything one request writes carries the
+    request's own instant, not each row's insert time."""
+    await customer(app, client)
+    order = await create_order(client)
+    created = datetime.fromisoformat(order["created_at"])
+    assert datetime.fromisoformat(order["history"][0]["changed_at"]) == created
+    assert datetime.fromisoformat(order["payment_due_at"]) - created == timedelta(seconds=1800)
+    async with app.state.sessionmaker() as db:
+        stored = await db.get(Transaction, uuid.UUID(order["id"]))
+    assert stored.created_at == stored.updated_at == created
+
+
 class TestIdempotency:
     async def test_a_retry_with_the_same_key_and_body_replays_the_first_response(self, app, client):
         await customer(app, client)

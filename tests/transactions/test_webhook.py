@@ -59,6 +59,16 @@ async def test_a_signed_payment_moves_the_order_to_processing(app, client, provi
     assert detail["history"][-1]["actor"] == "webhook"
 
 
+async def test_a_payment_and_its_history_row_share_one_instant(app, client, provider):
+    """On the real clock, as above: the move's row and the order's updated_at agree."""
+    await customer(app, client)
+    order = await create_order(client)
+    await pay(provider, order["id"])
+    after = await stored(app, order["id"])
+    rows = await history_rows(app, order["id"])
+    assert rows[-1].changed_at == after.updated_at > rows[0].changed_at
+
+
 async def test_a_replayed_event_changes_nothing(app, client, provider, staff):
     await customer(app, client)
     await admin_client(app, staff)
