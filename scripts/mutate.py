@@ -265,7 +265,8 @@ def main() -> int:
     parser.add_argument("--retest", nargs="+", metavar="TEST", help="see the module docstring")
     parser.add_argument(
         "--only",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="GLOB",
         help="with --retest: only the survivors matching GLOB",
