@@ -210,3 +210,50 @@ async def test_a_move_that_finds_the_sweep_expired_the_order_first_is_refused(
         (S.PAYMENT_IN_PROGRESS, "user"),
         (S.NOT_PAID_IN_TIME, "system"),
     ]
+
+
+@ON_POSTGRESQL
+async def test_a_move_that_loses_a_race_is_refused_with_the_winners_status(
+    app, client, monkeypatch
+):
+    """Staff mark an order paid while the provider's payment commits first: the staff's
+    compare-and-set finds the order moved, re-reads it, and the refusal names the status
+    it now has and what may follow it."""
+    from app.transactions.service import PAYMENT_SUCCEEDED, TransitionNotAllowed
+    from app.types.enums import TransactionActor
+
+    await customer(app, client)
+    order = await create_order(client)
+    order_id = uuid.UUID(order["id"])
+    now = datetime.fromisoformat(order["payment_due_at"]) - timedelta(minutes=10)
+    transactions = app.state.transactions
+    paid = []
+    with pytest.raises(TransitionNotAllowed) as refused:
+        async with app.state.sessionmaker.begin() as db:
+            transaction = await db.get(Transaction, order_id)
+            execute = db.execute
+
+            async def execute_after_the_payment(statement, *args, **kwargs):
+                if statement.is_dml and statement.is_update and not paid:
+                    async with app.state.sessionmaker.begin() as other:
+                        paid.append(
+                            await transactions.record_payment(
+                                other,
+                                event_id="evt-first",
+                                event_type=PAYMENT_SUCCEEDED,
+                                transaction_id=order_id,
+                                now=now,
+                            )
+                        )
+                return await execute(statement, *args, **kwargs)
+
+            monkeypatch.setattr(db, "execute", execute_after_the_payment)
+            await transactions.move(
+                db, transaction, S.PROCESSING, actor=TransactionActor.ADMIN, now=now
+            )
+    assert paid == ["processing"]
+    assert refused.value.detail == {
+        "status": "processing",
+        "requested": "processing",
+        "allowed": ["in_delivery"],
+    }
