@@ -12,13 +12,15 @@ from sqlalchemy import select, update
 from app.periodic import sweep
 from app.services.email.outbox import OutboxMessage
 from app.transactions.models import Transaction
-from app.types.enums import TransactionStatus
+from app.transactions.service import TransitionNotAllowed
+from app.types.enums import TransactionActor, TransactionStatus
 from tests.cli.helpers import cli
 from tests.conftest import client_for
 from tests.helpers import ON_POSTGRESQL
 from tests.transactions.helpers import create_order, customer, history_rows, pay
 
 S = TransactionStatus
+A = TransactionActor
 
 
 async def overdue(app, order_id: str, by: timedelta = timedelta(seconds=1)) -> datetime:
@@ -128,40 +130,55 @@ async def test_the_sweep_works_in_batches_and_passes_over_orders_not_due(
     }
 
 
+def before_its_first_update(app, db, monkeypatch, interloper) -> list:
+    """Make the session `db` run `interloper(other)` in a session of its own, committed,
+    just before `db` sends its first UPDATE: a writer committing in between two of a
+    transaction's statements, as PostgreSQL's read committed lets one. Returns the list
+    interloper's result is appended to."""
+    results: list = []
+    execute = db.execute
+
+    async def execute_after_the_interloper(statement, *args, **kwargs):
+        if statement.is_dml and statement.is_update and not results:
+            async with app.state.sessionmaker.begin() as other:
+                results.append(await interloper(other))
+        return await execute(statement, *args, **kwargs)
+
+    monkeypatch.setattr(db, "execute", execute_after_the_interloper)
+    return results
+
+
+def payment(app, order_id: uuid.UUID, event_id: str, now: datetime):
+    """The provider's successful payment, as the webhook records it."""
+    from app.transactions.service import PAYMENT_SUCCEEDED
+
+    return lambda db: app.state.transactions.record_payment(
+        db,
+        event_id=event_id,
+        event_type=PAYMENT_SUCCEEDED,
+        transaction_id=order_id,
+        now=now,
+    )
+
+
 @ON_POSTGRESQL
-async def test_an_order_paid_while_the_sweep_runs_stays_paid(app, client, provider, monkeypatch):
+async def test_an_order_paid_while_the_sweep_runs_stays_paid(app, client, monkeypatch):
     """The sweep picks overdue orders, then writes them, re-checking each is still unpaid:
     a payment that commits in between (it arrived before the deadline) is kept. On
     PostgreSQL the UPDATE re-reads the row it waited for; SQLite cannot interleave here
     (the sweep's write would fail on its stale snapshot, rolled back whole)."""
-    from app.transactions.service import PAYMENT_SUCCEEDED
-
     await customer(app, client)
     order = await create_order(client)
     order_id = uuid.UUID(order["id"])
     due = datetime.fromisoformat(order["payment_due_at"])
-    transactions = app.state.transactions
-
     async with app.state.sessionmaker.begin() as db:
-        execute = db.execute
-        paid = []
-
-        async def execute_after_a_payment(statement, *args, **kwargs):
-            if statement.is_dml and statement.is_update and not paid:
-                async with app.state.sessionmaker.begin() as payment:
-                    paid.append(
-                        await transactions.record_payment(
-                            payment,
-                            event_id="evt-in-between",
-                            event_type=PAYMENT_SUCCEEDED,
-                            transaction_id=order_id,
-                            now=due - timedelta(seconds=1),
-                        )
-                    )
-            return await execute(statement, *args, **kwargs)
-
-        monkeypatch.setattr(db, "execute", execute_after_a_payment)
-        expired = await transactions.expire_overdue(db, due)
+        paid = before_its_first_update(
+            app,
+            db,
+            monkeypatch,
+            payment(app, order_id, "evt-in-between", due - timedelta(seconds=1)),
+        )
+        expired = await app.state.transactions.expire_overdue(db, due)
     assert paid == ["processing"]
     assert expired == 0
     async with app.state.sessionmaker() as db:
@@ -179,30 +196,18 @@ async def test_a_move_that_finds_the_sweep_expired_the_order_first_is_refused(
     """A move of an overdue order first writes its expiry; when the sweep wrote it in
     between, that write finds nothing to change, the order is re-read, and the move is
     refused with the status the sweep wrote. One expiry in the history: the sweep's."""
-    from app.transactions.service import TransitionNotAllowed
-    from app.types.enums import TransactionActor
-
     await customer(app, client)
     order = await create_order(client)
     order_id = uuid.UUID(order["id"])
     due = datetime.fromisoformat(order["payment_due_at"])
     transactions = app.state.transactions
-    swept = []
     with pytest.raises(TransitionNotAllowed) as refused:
         async with app.state.sessionmaker.begin() as db:
             transaction = await db.get(Transaction, order_id)
-            execute = db.execute
-
-            async def execute_after_the_sweep(statement, *args, **kwargs):
-                if statement.is_dml and statement.is_update and not swept:
-                    async with app.state.sessionmaker.begin() as other:
-                        swept.append(await transactions.expire_overdue(other, due))
-                return await execute(statement, *args, **kwargs)
-
-            monkeypatch.setattr(db, "execute", execute_after_the_sweep)
-            await transactions.move(
-                db, transaction, S.PROCESSING, actor=TransactionActor.WEBHOOK, now=due
+            swept = before_its_first_update(
+                app, db, monkeypatch, lambda other: transactions.expire_overdue(other, due)
             )
+            await transactions.move(db, transaction, S.PROCESSING, actor=A.WEBHOOK, now=due)
     assert swept == [1]
     assert refused.value.detail["status"] == "not_paid_in_time"
     rows = await history_rows(app, order["id"])
@@ -219,38 +224,17 @@ async def test_a_move_that_loses_a_race_is_refused_with_the_winners_status(
     """Staff mark an order paid while the provider's payment commits first: the staff's
     compare-and-set finds the order moved, re-reads it, and the refusal names the status
     it now has and what may follow it."""
-    from app.transactions.service import PAYMENT_SUCCEEDED, TransitionNotAllowed
-    from app.types.enums import TransactionActor
-
     await customer(app, client)
     order = await create_order(client)
     order_id = uuid.UUID(order["id"])
     now = datetime.fromisoformat(order["payment_due_at"]) - timedelta(minutes=10)
-    transactions = app.state.transactions
-    paid = []
     with pytest.raises(TransitionNotAllowed) as refused:
         async with app.state.sessionmaker.begin() as db:
             transaction = await db.get(Transaction, order_id)
-            execute = db.execute
-
-            async def execute_after_the_payment(statement, *args, **kwargs):
-                if statement.is_dml and statement.is_update and not paid:
-                    async with app.state.sessionmaker.begin() as other:
-                        paid.append(
-                            await transactions.record_payment(
-                                other,
-                                event_id="evt-first",
-                                event_type=PAYMENT_SUCCEEDED,
-                                transaction_id=order_id,
-                                now=now,
-                            )
-                        )
-                return await execute(statement, *args, **kwargs)
-
-            monkeypatch.setattr(db, "execute", execute_after_the_payment)
-            await transactions.move(
-                db, transaction, S.PROCESSING, actor=TransactionActor.ADMIN, now=now
+            paid = before_its_first_update(
+                app, db, monkeypatch, payment(app, order_id, "evt-first", now)
             )
+            await app.state.transactions.move(db, transaction, S.PROCESSING, actor=A.ADMIN, now=now)
     assert paid == ["processing"]
     assert refused.value.detail == {
         "status": "processing",
