@@ -4,11 +4,13 @@ import asyncio
 import itertools
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from app.auth.cookie import COOKIE_NAME
 from app.types.enums import UserRole
@@ -32,6 +34,22 @@ def new_user_data(**overrides: Any) -> dict[str, Any]:
     }
     data.update(overrides)
     return data
+
+
+@contextmanager
+def sent_statements(app: Any) -> Iterator[list[str]]:
+    """The SQL of every statement the app's engine sends while inside, in order."""
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def login_form() -> dict[str, str]:

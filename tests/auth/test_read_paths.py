@@ -22,7 +22,7 @@ from app.auth.strategy import SessionStrategy, auth_backend
 from app.core.security import SESSION_AUDIENCE, SessionClaims, SessionTokenCodec
 from app.users.models import User
 from tests.conftest import TEST_SECRET
-from tests.helpers import signed_in
+from tests.helpers import sent_statements, signed_in
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -88,18 +88,9 @@ async def test_changing_my_account_commits_once(app, client, clock):
     session as it was looked up (merge without load), not read again."""
     account = await signed_in(client)
     clock.shift(timedelta(seconds=30))
-    executed: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        executed.append(statement.split(None, 1)[0].upper())
-
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        with orm_activity() as counts:
-            response = await client.patch("/users/me", json={"name": "Новое Имя"})
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    with sent_statements(app) as statements, orm_activity() as counts:
+        response = await client.patch("/users/me", json={"name": "Новое Имя"})
+    executed = [statement.split(None, 1)[0].upper() for statement in statements]
     assert response.status_code == 200
     assert response.json()["name"] == "Новое Имя"
     assert counts["commits"] == 1

@@ -7,7 +7,7 @@ import asyncpg
 import jwt
 import pytest
 import time_machine
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from app.auth.cookie import COOKIE_NAME
@@ -15,7 +15,15 @@ from app.auth.models import AuthSession
 from app.core.security import SESSION_AUDIENCE
 from app.main import create_app
 from tests.conftest import TEST_SECRET, client_for
-from tests.helpers import ON_POSTGRESQL, PASSWORD, login, register, session_cookie, signed_in
+from tests.helpers import (
+    ON_POSTGRESQL,
+    PASSWORD,
+    login,
+    register,
+    sent_statements,
+    session_cookie,
+    signed_in,
+)
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -212,22 +220,17 @@ async def test_one_database_round_trip_per_authenticated_request(app, client, cl
     await client.get("/users/me")  # the lookup's driver connection is open from here on
     driver = app.state.auth.lookup._driver
     driver_calls: list[tuple] = []
-    statements: list[str] = []
     original_fetch = driver.fetch
 
     async def counting_fetch(sql, params):
         driver_calls.append(params)
         return await original_fetch(sql, params)
 
-    def record(conn, cursor, statement, *args):
-        statements.append(statement)
-
     driver.fetch = counting_fetch
-    event.listen(app.state.engine.sync_engine, "before_cursor_execute", record)
     try:
-        response = await client.get("/users/me")
+        with sent_statements(app) as statements:
+            response = await client.get("/users/me")
     finally:
-        event.remove(app.state.engine.sync_engine, "before_cursor_execute", record)
         driver.fetch = original_fetch
     assert response.status_code == 200
     assert len(driver_calls) == 1  # session and user, joined

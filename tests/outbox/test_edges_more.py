@@ -13,13 +13,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from sqlalchemy import event, func, select, text, update
+from sqlalchemy import func, select, text, update
 
 from app.newsletters import service as newsletters
 from app.services.email.dispatcher import SENT_RECORD_EVERY
 from app.services.email.outbox import OutboxMessage, OutboxState
 from tests.confirmation.helpers import queued
 from tests.conftest import client_for
+from tests.helpers import sent_statements
 from tests.newsletters.helpers import add_users, admin_client, create_draft, deliver_all
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -314,22 +315,13 @@ async def test_an_idle_loop_waits_instead_of_asking_the_database_again_and_again
         lease_until=now + timedelta(minutes=5),
         claim_token=uuid.uuid4(),
     )
-    statements: list[str] = []
 
-    def count(conn, cursor, statement, *args):
-        statements.append(statement)
+    async def a_while(loop):
+        await asyncio.sleep(1)
+        assert not loop.done()
 
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-
-        async def a_while(loop):
-            await asyncio.sleep(1)
-            assert not loop.done()
-
+    with sent_statements(app) as statements:
         await _run_loop(app, a_while)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     # One claim that finds nothing and one look for the next retry, then the poll's wait.
     assert len(statements) < 10, statements[:12]
     assert smtp_server.connections == 0

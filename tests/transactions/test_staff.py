@@ -6,13 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from app.services.email.outbox import OutboxMessage
 from app.transactions import lifecycle
 from app.transactions.models import Transaction
 from app.types.enums import TransactionActor, TransactionStatus
 from tests.conftest import client_for
+from tests.helpers import sent_statements
 from tests.transactions.helpers import admin_client, create_order, customer, history_rows
 
 S = TransactionStatus
@@ -74,19 +75,10 @@ async def test_each_move_writes_the_order_once(app, client, staff):
     await customer(app, client)
     await admin_client(app, staff)
     order = await create_order(client)
-    updates: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        if statement.replace('"', "").startswith("UPDATE transaction SET"):
-            updates.append(statement)
-
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with sent_statements(app) as statements:
         for status in ("processing", "in_delivery", "delivered"):
             assert (await patch(staff, order["id"], status)).status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    updates = [s for s in statements if s.replace('"', "").startswith("UPDATE transaction SET")]
     assert len(updates) == 3, updates
 
 
