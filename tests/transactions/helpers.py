@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from app.transactions.models import TransactionHistory
+from app.transactions.models import Transaction, TransactionHistory
 from app.transactions.webhook import SIGNATURE_HEADER
 from tests.helpers import signed_in
 from tests.newsletters.helpers import admin_client, verify
@@ -18,7 +18,7 @@ from tests.newsletters.helpers import admin_client, verify
 WEBHOOK_SECRET = "whsec_test_3c1f9a8e2b7d4c6f"
 ORDER = {"amount": 249900, "description": "Кофемолка ручная, 1 шт."}
 
-__all__ = ["ORDER", "WEBHOOK_SECRET", "admin_client", "customer", "history_rows", "pay"]
+__all__ = ["ORDER", "WEBHOOK_SECRET", "admin_client", "customer", "history_rows", "pay", "stored"]
 
 
 async def customer(
@@ -72,6 +72,14 @@ async def pay(
     """The payment provider reporting a successful payment, signed as it would."""
     body = event(transaction_id, event_id=event_id)
     return await client.post("/payments/webhook", content=body, headers=signed_headers(body))
+
+
+async def stored(app: Any, order_id: str) -> Transaction:
+    """The order's row as the database holds it now."""
+    async with app.state.sessionmaker() as db:
+        transaction = await db.get(Transaction, uuid.UUID(order_id))
+    assert transaction is not None
+    return transaction
 
 
 async def history_rows(app: Any, transaction_id: str) -> list[TransactionHistory]:

@@ -13,7 +13,7 @@ from app.transactions.models import Transaction, TransactionIdempotencyKey
 from app.transactions.schemas import TransactionCreate
 from app.types.enums import TRANSACTION_STATUS_LABELS, TransactionStatus
 from tests.conftest import client_for
-from tests.transactions.helpers import ORDER, create_order, customer
+from tests.transactions.helpers import ORDER, create_order, customer, stored
 
 # Ahead of the wall clock (sessions made now must still be valid then), in whole seconds.
 START = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
@@ -40,9 +40,7 @@ async def test_a_confirmed_user_creates_an_order_awaiting_payment(app, client):
     assert [(h["from_status"], h["to_status"], h["actor"]) for h in order["history"]] == [
         (None, "payment_in_progress", "user")
     ]
-    async with app.state.sessionmaker() as db:
-        stored = await db.get(Transaction, uuid.UUID(order["id"]))
-    assert stored is not None and str(stored.user_id) == user["id"]
+    assert str((await stored(app, order["id"])).user_id) == user["id"]
 
 
 async def test_the_payment_window_is_a_setting(make_app):
@@ -188,9 +186,7 @@ async def test_an_order_reads_not_paid_in_time_from_its_deadline_on(app, client)
     assert [o["id"] for o in unpaid["items"]] == [order["id"]]
     assert waiting.json()["items"] == []
     # Reading wrote nothing: the stored row still waits for the sweep.
-    async with app.state.sessionmaker() as db:
-        stored = await db.get(Transaction, uuid.UUID(order["id"]))
-    assert stored.status == TransactionStatus.PAYMENT_IN_PROGRESS
+    assert (await stored(app, order["id"])).status == TransactionStatus.PAYMENT_IN_PROGRESS
 
 
 def test_every_status_has_a_russian_and_an_english_label():
@@ -214,9 +210,8 @@ async def test_an_order_and_its_first_history_row_share_one_instant(app, client)
     created = datetime.fromisoformat(order["created_at"])
     assert datetime.fromisoformat(order["history"][0]["changed_at"]) == created
     assert datetime.fromisoformat(order["payment_due_at"]) - created == timedelta(seconds=1800)
-    async with app.state.sessionmaker() as db:
-        stored = await db.get(Transaction, uuid.UUID(order["id"]))
-    assert stored.created_at == stored.updated_at == created
+    row = await stored(app, order["id"])
+    assert row.created_at == row.updated_at == created
 
 
 class TestIdempotency:

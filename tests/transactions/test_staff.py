@@ -10,11 +10,10 @@ from sqlalchemy import select
 
 from app.services.email.outbox import OutboxMessage
 from app.transactions import lifecycle
-from app.transactions.models import Transaction
 from app.types.enums import TransactionActor, TransactionStatus
 from tests.conftest import client_for
 from tests.helpers import sent_statements
-from tests.transactions.helpers import admin_client, create_order, customer, history_rows
+from tests.transactions.helpers import admin_client, create_order, customer, history_rows, stored
 
 S = TransactionStatus
 START = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
@@ -24,11 +23,6 @@ async def emails(app, template="order_status") -> list[OutboxMessage]:
     async with app.state.sessionmaker() as db:
         stmt = select(OutboxMessage).where(OutboxMessage.template == template)
         return list(await db.scalars(stmt.order_by(OutboxMessage.id)))
-
-
-async def stored(app, order_id: str) -> Transaction:
-    async with app.state.sessionmaker() as db:
-        return await db.get(Transaction, uuid.UUID(order_id))
 
 
 async def patch(staff, order_id: str, status: str, **extra):

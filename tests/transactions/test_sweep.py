@@ -17,7 +17,7 @@ from app.types.enums import TransactionActor, TransactionStatus
 from tests.cli.helpers import cli
 from tests.conftest import client_for
 from tests.helpers import ON_POSTGRESQL
-from tests.transactions.helpers import create_order, customer, history_rows, pay
+from tests.transactions.helpers import create_order, customer, history_rows, pay, stored
 
 S = TransactionStatus
 A = TransactionActor
@@ -49,11 +49,8 @@ async def test_the_sweep_writes_the_expiry_once_with_history_and_email(app, clie
         async with app.state.sessionmaker.begin() as db:
             result = await sweep(db, app.state.settings, app.state.transactions)
         assert result.expired in (0, 1)
-    async with app.state.sessionmaker() as db:
-        assert (await db.get(Transaction, uuid.UUID(late["id"]))).status == S.NOT_PAID_IN_TIME
-        assert (await db.get(Transaction, uuid.UUID(on_time["id"]))).status == (
-            S.PAYMENT_IN_PROGRESS
-        )
+    assert (await stored(app, late["id"])).status == S.NOT_PAID_IN_TIME
+    assert (await stored(app, on_time["id"])).status == S.PAYMENT_IN_PROGRESS
     rows = await history_rows(app, late["id"])
     assert [(r.from_status, r.to_status, r.actor) for r in rows] == [
         (None, S.PAYMENT_IN_PROGRESS, "user"),
@@ -181,8 +178,7 @@ async def test_an_order_paid_while_the_sweep_runs_stays_paid(app, client, monkey
         expired = await app.state.transactions.expire_overdue(db, due)
     assert paid == ["processing"]
     assert expired == 0
-    async with app.state.sessionmaker() as db:
-        assert (await db.get(Transaction, order_id)).status == S.PROCESSING
+    assert (await stored(app, order["id"])).status == S.PROCESSING
     assert [r.to_status for r in await history_rows(app, order["id"])] == [
         S.PAYMENT_IN_PROGRESS,
         S.PROCESSING,

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from app.periodic import sweep
 from app.services.email.outbox import OutboxMessage
-from app.transactions.models import PaymentEvent, Transaction
+from app.transactions.models import PaymentEvent
 from app.transactions.schemas import PaymentEventBody
 from app.transactions.webhook import SIGNATURE_HEADER, SIGNATURE_HEADER_MAX_LENGTH
 from app.types.enums import TransactionStatus
@@ -27,16 +27,12 @@ from tests.transactions.helpers import (
     pay,
     provider_signature,
     signed_headers,
+    stored,
 )
 
 S = TransactionStatus
 WELL_FORMED_SIGNATURE = "ab" * 32  # 64 hex digits: the right shape, never the right value
 START = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
-
-
-async def stored(app, order_id: str) -> Transaction:
-    async with app.state.sessionmaker() as db:
-        return await db.get(Transaction, uuid.UUID(order_id))
 
 
 async def events(app) -> int:
