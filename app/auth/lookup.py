@@ -198,7 +198,8 @@ class SessionLookup:
             .join(User, User.id == AuthSession.user_id)
             .where(AuthSession.id == bindparam("sid"), AuthSession.user_id == bindparam("uid"))
         )
-        self._sql = statement.compile(dialect=dialect).string
+        # The one statement a lookup sends, in the database's dialect.
+        self.sql: str = statement.compile(dialect=dialect).string
         id_type = AuthSession.id.type.dialect_impl(dialect)
         self._bind_id: Callable[[uuid.UUID], Any] = id_type.bind_processor(dialect) or _same
         self._converters = [
@@ -208,17 +209,12 @@ class SessionLookup:
         self._driver: _Driver | None = None
         self._opening: asyncio.Future[_Driver] | None = None
 
-    @property
-    def sql(self) -> str:
-        """The one statement a lookup sends, in the database's dialect."""
-        return self._sql
-
     async def fetch(
         self, session_id: uuid.UUID, user_id: uuid.UUID
     ) -> tuple[SessionState, User] | None:
         """The session's state and its user (detached: attach it to a session to use it)."""
         driver = self._driver or await self._open()
-        rows = await driver.fetch(self._sql, (self._bind_id(session_id), self._bind_id(user_id)))
+        rows = await driver.fetch(self.sql, (self._bind_id(session_id), self._bind_id(user_id)))
         if not rows:
             return None
         values = [convert(value) for convert, value in zip(self._converters, rows[0], strict=True)]
