@@ -29,6 +29,7 @@ logger = logging.getLogger("app.periodic")
 class SweepResult(NamedTuple):
     marked: int  # confirmations written false
     expired: int  # orders written not_paid_in_time
+    newsletters_finished: int  # campaigns whose final figures were stored
     deleted: int  # outbox rows deleted
     keys_deleted: int  # idempotency keys past their 24 hours
 
@@ -46,10 +47,10 @@ async def sweep(
         transactions = Transactions.from_settings(settings, outbox_)
     marked = await confirmation.sweep(db, now)
     expired = await transactions.expire_overdue(db, now)
-    await newsletters.finish_sent(db)
+    newsletters_finished = await newsletters.finish_sent(db)
     deleted = await outbox.purge(db, older_than=now - timedelta(days=settings.OUTBOX_KEEP_DAYS))
     keys_deleted = await idempotency.purge(db, now)
-    return SweepResult(marked, expired, deleted, keys_deleted)
+    return SweepResult(marked, expired, newsletters_finished, deleted, keys_deleted)
 
 
 async def sweep_forever(app: FastAPI, stop: asyncio.Event) -> None:

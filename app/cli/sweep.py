@@ -1,5 +1,6 @@
 """`python -m app sweep`: write `false` into confirmations whose code expired unused,
-`not_paid_in_time` into orders past their payment deadline, delete sent and failed
+`not_paid_in_time` into orders past their payment deadline, store the final figures of
+newsletters whose last email left the queue, delete sent and failed
 outbox rows older than OUTBOX_KEEP_DAYS and idempotency keys older than 24 hours.
 
 The app does this every SWEEP_INTERVAL_SECONDS; reads apply expiry on their own, so the
@@ -18,7 +19,8 @@ async def _sweep() -> str:
         result = await sweep(db, get_settings())
     return (
         f"{result.marked} expired confirmation(s) marked false; {result.expired} unpaid "
-        f"order(s) marked not_paid_in_time; {result.deleted} old email(s) deleted; "
+        f"order(s) marked not_paid_in_time; {result.newsletters_finished} newsletter(s) "
+        f"finished; {result.deleted} old email(s) deleted; "
         f"{result.keys_deleted} expired idempotency key(s) deleted"
     )
 

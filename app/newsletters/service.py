@@ -90,7 +90,7 @@ class Newsletters:
         return cls(
             outbox=outbox,
             tokens=UnsubscribeTokens(settings.SECRET_KEY.get_secret_value()),
-            public_base_url=settings.PUBLIC_BASE_URL.rstrip("/"),
+            public_base_url=settings.PUBLIC_BASE_URL,  # no trailing slash (Settings)
         )
 
     def unsubscribe_url(self, user_id: uuid.UUID) -> str:
@@ -106,17 +106,9 @@ class Newsletters:
             bulk.compile_content(subject=subject, html=html, text=text)
         except ContentError as exc:
             raise NewsletterContentInvalid(str(exc)) from None
+        # A draft: status, created_at and the zero figures are the columns' defaults.
         newsletter = Newsletter(
-            subject=subject,
-            html=html,
-            text=text,
-            status=NewsletterStatus.DRAFT,
-            created_by=author.id if author else None,
-            created_at=utcnow(),
-            recipients=0,
-            delivered=0,
-            failed=0,
-            withdrawn=0,
+            subject=subject, html=html, text=text, created_by=author.id if author else None
         )
         db.add(newsletter)
         await db.flush()
@@ -270,15 +262,14 @@ async def finish_sent(db: AsyncSession) -> int:
     return finished
 
 
-async def unsubscribe(db: AsyncSession, user_id: uuid.UUID) -> bool:
-    """Stop newsletters to the user: opt-in off, queued ones withdrawn. Idempotent;
-    False if there is no such user."""
+async def unsubscribe(db: AsyncSession, user_id: uuid.UUID) -> None:
+    """Stop newsletters to the user: opt-in off, queued ones withdrawn. Idempotent; no
+    such user (the account was deleted since the email went out) is nothing to stop."""
     user = await db.get(User, user_id)
     if user is None:
-        return False
+        return
     user.newsletter_opt_in = False
     await withdraw_bulk(db, user_id)
-    return True
 
 
 async def load_content(

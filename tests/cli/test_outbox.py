@@ -105,7 +105,7 @@ async def test_sweep_marks_expired_codes_false(app, database_url):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
         "1 expired confirmation(s) marked false; 0 unpaid order(s) marked not_paid_in_time; "
-        "0 old email(s) deleted; 0 expired idempotency key(s) deleted"
+        "0 newsletter(s) finished; 0 old email(s) deleted; 0 expired idempotency key(s) deleted"
     )
     assert (await confirmation_row(app, expired["email"])).confirmation_status is False
     assert (await confirmation_row(app, live["email"])).confirmation_status is None

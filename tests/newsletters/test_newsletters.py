@@ -1,13 +1,20 @@
 """Newsletters end to end against a real SMTP server (aiosmtpd): who receives, the
 unsubscribe headers and link, withdrawal, figures, and the staff workflow's refusals."""
 
+import base64
+import hashlib
+import hmac
 import re
+import string
 import uuid
+from html import escape
 from urllib.parse import urlsplit
 
 import pytest
 
 from app.newsletters import service
+from app.newsletters.router import UnsubscribeLinkInvalid
+from app.newsletters.tokens import UnsubscribeTokens
 from app.services.email.outbox import OutboxState
 from app.users.models import User
 from tests.conftest import client_for
@@ -128,13 +135,16 @@ async def test_the_unsubscribe_page_asks_first_and_a_forged_link_is_refused(app,
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "Отписаться" in page.text and '<form method="post">' in page.text
-    assert page.headers["referrer-policy"] == "no-referrer"
     assert await opted_in(app, reader["id"]) is True  # opening the page changes nothing
 
     done = await client.post(path, headers=html, data={"List-Unsubscribe": "One-Click"})
     assert done.status_code == 200
     assert "Вы отписались" in done.text
     assert await opted_in(app, reader["id"]) is False
+    for response in (page, done):
+        assert response.headers["referrer-policy"] == "no-referrer"  # the token is in the URL
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["content-security-policy"].startswith("default-src 'none';")
 
     token = path.rsplit("/", 1)[1]
     altered = token[:-1] + ("A" if token[-1] != "A" else "B")
@@ -144,10 +154,26 @@ async def test_the_unsubscribe_page_asks_first_and_a_forged_link_is_refused(app,
             response = await client.request(method, f"/unsubscribe/{bad}")
             assert response.status_code == 404, (bad, method)
             assert response.json()["code"] == "UNSUBSCRIBE_LINK_INVALID"
+            assert response.json()["detail"] == UnsubscribeLinkInvalid.message
         page = await client.get(f"/unsubscribe/{bad}", headers=html)
-        assert page.status_code == 404 and "недействительна" in page.text
+        assert page.status_code == 404
+        assert "<title>Ссылка недействительна</title>" in page.text
+        assert escape(UnsubscribeLinkInvalid.message_ru) in page.text
     too_long = await client.post("/unsubscribe/" + "a" * 65)
     assert too_long.status_code == 422
+
+
+async def test_unsubscribe_answers_json_without_an_accept_header_and_for_a_gone_account(
+    app, client
+):
+    [reader] = await add_users(app, 1)
+    newsletters = app.state.newsletters
+    for user_id in (reader["id"], uuid.uuid4()):  # the second: an account deleted since
+        request = client.build_request("POST", urlsplit(newsletters.unsubscribe_url(user_id)).path)
+        del request.headers["accept"]
+        response = await client.send(request)
+        assert (response.status_code, response.json()) == (200, {"status": "unsubscribed"})
+    assert await opted_in(app, reader["id"]) is False
 
 
 async def opted_in(app, user_id) -> bool:
@@ -268,3 +294,68 @@ async def test_a_plain_user_gets_403_on_every_newsletter_route(app, client):
         for method, path in routes:
             assert (await anonymous.request(method, path)).status_code == 401, (method, path)
     assert await outbox_rows(app, draft["id"]) == []
+
+
+async def test_a_campaign_is_queued_in_batches_each_recipient_once(app, monkeypatch):
+    """`send` pages through the recipients by id, QUEUE_BATCH at a time: every recipient
+    gets one row, addressed and greeted as themselves, and the progress callback sees the
+    running count after each batch."""
+    monkeypatch.setattr(service, "QUEUE_BATCH", 2)
+    readers = await add_users(app, 5)
+    await add_users(app, 2, opt_in=False, prefix="no-opt-in")
+    newsletters = app.state.newsletters
+    async with app.state.sessionmaker.begin() as db:
+        draft = await newsletters.create(
+            db, author=None, subject="{{ name }}", html="<p>{{ name }}</p>", text="{{ name }}"
+        )
+    progress: list[int] = []
+    async with app.state.sessionmaker.begin() as db:
+        queued = await newsletters.send(db, draft.id, progress.append)
+    assert queued == 5
+    assert progress == [2, 4, 5]
+    rows = await outbox_rows(app, draft.id)
+    assert sorted(r.user_id for r in rows) == sorted(r["id"] for r in readers)
+    for row in rows:
+        reader = next(r for r in readers if r["id"] == row.user_id)
+        assert row.to_address == reader["email"]
+        assert row.data == {
+            "name": reader["name"],
+            "unsubscribe_url": newsletters.unsubscribe_url(reader["id"]),
+        }
+    async with app.state.sessionmaker() as db:
+        stored = await service.get(db, draft.id)
+        assert (stored.status, stored.recipients, stored.finished_at) == ("sending", 5, None)
+
+
+def test_unsubscribe_tokens_follow_the_documented_scheme():
+    """Links already in mailboxes must keep working across releases: the token is
+    base64url(user id + HMAC-SHA256(key, user id)[:16]) with the key derived from
+    SECRET_KEY for this purpose, written here from the module's docstring, not its code."""
+    secret = "тестовый секрет"
+    user_id = uuid.UUID("0b8c8f4e-3c1d-4d8e-9a55-6f1e2d3c4b5a")
+    key = hmac.new(secret.encode(), b"newsletter-unsubscribe", hashlib.sha256).digest()
+    mac = hmac.new(key, user_id.bytes, hashlib.sha256).digest()[:16]
+    expected = base64.urlsafe_b64encode(user_id.bytes + mac).decode().rstrip("=")
+    tokens = UnsubscribeTokens(secret)
+    assert tokens.issue(user_id) == expected
+    assert tokens.read(expected) == user_id
+    assert UnsubscribeTokens("another secret").read(expected) is None
+
+
+def test_only_the_canonical_spelling_of_a_token_is_read():
+    """The last of 43 base64 characters carries 4 bits and 2 unused ones: a look-alike
+    spelling decodes to the same bytes, and is refused all the same."""
+    tokens = UnsubscribeTokens("тестовый секрет")
+    token = tokens.issue(uuid.uuid4())
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+    look_alike = token[:-1] + alphabet[alphabet.index(token[-1]) + 1]
+    assert base64.urlsafe_b64decode(look_alike + "=") == base64.urlsafe_b64decode(token + "=")
+    assert tokens.read(look_alike) is None
+
+
+def test_unsubscribe_links_are_built_on_the_public_address(make_app):
+    app = make_app(PUBLIC_BASE_URL="https://shop.example.com/")  # the slash is not doubled
+    user_id = uuid.uuid4()
+    link = app.state.newsletters.unsubscribe_url(user_id)
+    token = app.state.newsletters.tokens.issue(user_id)
+    assert link == f"https://shop.example.com/unsubscribe/{token}"

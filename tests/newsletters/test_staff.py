@@ -29,7 +29,7 @@ def mail_app(make_app, make_settings, smtp_server):
 
 
 async def test_a_draft_is_checked_when_created(app, client):
-    await admin_client(app, client)
+    admin = await admin_client(app, client)
     refusals = {
         "an unknown field": {"html": "<p>{{ nmae }}</p>"},
         "a syntax error": {"text": "Привет, {{ name"},
@@ -52,8 +52,31 @@ async def test_a_draft_is_checked_when_created(app, client):
     for why, change in bounded.items():
         response = await client.post("/admin/newsletters", json={**DRAFT, **change})
         assert (response.status_code, response.json()["code"]) == (422, "VALIDATION_ERROR"), why
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["body", next(iter(change))], why
+    nul = await client.post("/admin/newsletters", json={**DRAFT, "html": "a\x00b"})
+    assert nul.json()["detail"][0]["msg"] == "Value error, must not contain NUL characters"
     listed = (await client.get("/admin/newsletters")).json()
     assert listed == {"items": [], "next_cursor": None}  # nothing half-written
+
+    now = datetime.now(UTC).replace(microsecond=0)  # the session's clock goes on
+    with time_machine.travel(now, tick=False):
+        draft = await create_draft(client)
+    figures = {k: v for k, v in draft.items() if k not in ("id", "subject")}
+    assert figures == {
+        "status": "draft",
+        "recipients": 0,
+        "sent": 0,
+        "failed": 0,
+        "withdrawn": 0,
+        "pending": 0,
+        "created_at": now.isoformat().replace("+00:00", "Z"),
+        "sent_at": None,
+        "finished_at": None,
+    }
+    async with app.state.sessionmaker() as db:
+        stored = await service.get(db, uuid.UUID(draft["id"]))
+    assert stored.created_by == uuid.UUID(admin["id"])
 
 
 async def test_merge_fields_are_escaped_in_the_html_part(mail_app, smtp_server):
@@ -106,6 +129,8 @@ async def test_a_test_send_goes_to_the_admin_only_and_is_not_counted(mail_app, s
         await deliver_all(mail_app)
         [message] = smtp_server.messages
         assert smtp_server.envelopes[0].rcpt_tos == [admin["email"]]
+        [row] = await outbox_rows(mail_app, draft["id"])
+        assert row.user_id == uuid.UUID(admin["id"])  # support sees what the admin got
         assert message["Subject"] == f"[Тест] {admin['name']}, скидки недели"
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         figures = (await client.get(f"/admin/newsletters/{draft['id']}")).json()
@@ -161,6 +186,8 @@ async def test_a_newsletter_with_no_recipients_is_sent_at_once(app, client):
     read = (await client.get(f"/admin/newsletters/{draft['id']}")).json()
     assert (read["status"], read["recipients"]) == ("sent", 0)
     assert read["finished_at"] is not None
+    async with app.state.sessionmaker() as db:  # stored so, with no sweep to wait for
+        assert (await service.get(db, uuid.UUID(draft["id"]))).status == "sent"
 
 
 async def test_the_list_is_newest_first_in_pages(app, client):
@@ -197,3 +224,72 @@ async def test_deactivating_a_user_withdraws_their_queued_newsletters(app, clien
     async with app.state.sessionmaker() as db:
         figures = await service.figures(db, [await service.get(db, uuid.UUID(draft["id"]))])
     assert figures[uuid.UUID(draft["id"])].withdrawn == 1
+
+
+async def test_campaigns_at_once_keep_their_own_figures_and_finish_times(mail_app, smtp_server):
+    """Two campaigns in flight and a draft: each one's figures count its own bulk rows
+    only (not the other's, not its test sends), and the sweep finishes the one whose
+    last email left, dated by that email, while the other waits for its retry."""
+    await add_users(mail_app, 2)
+    newsletter_ids = {}
+    async with client_for(mail_app) as client:
+        with time_machine.travel(START, tick=False) as clock:
+            await admin_client(mail_app, client)
+            await deliver_all(mail_app)  # the admin's confirmation code
+            # Made in this order: the one left waiting is scanned first by the sweep.
+            for name in ("waiting", "done", "draft"):
+                newsletter_ids[name] = (await create_draft(client, subject=name))["id"]
+            waiting, done, draft = (
+                f"/admin/newsletters/{newsletter_ids[n]}" for n in newsletter_ids
+            )
+
+            await client.post(f"{done}/send")
+            smtp_server.fail_next(1, "550 5.1.1 No such mailbox", command="RCPT")
+            clock.move_to(START + timedelta(seconds=5))
+            await deliver_all(mail_app)
+            await client.post(f"{done}/test")  # delivered later; neither a figure nor the end
+            clock.move_to(START + timedelta(seconds=10))
+            await deliver_all(mail_app)
+
+            await client.post(f"{waiting}/send")
+            smtp_server.fail_next(1, "451 4.3.0 Try again later", command="RCPT")
+            clock.move_to(START + timedelta(seconds=30))
+            await deliver_all(mail_app)
+
+            def figures(item):
+                keys = ("status", "recipients", "sent", "failed", "withdrawn", "pending")
+                return tuple(item[k] for k in keys)
+
+            listed = (await client.get("/admin/newsletters")).json()["items"]
+            by_id = {item["id"]: figures(item) for item in listed}
+            assert by_id == {
+                newsletter_ids["waiting"]: ("sending", 2, 1, 0, 0, 1),
+                newsletter_ids["done"]: ("sent", 2, 1, 1, 0, 0),
+                newsletter_ids["draft"]: ("draft", 0, 0, 0, 0, 0),
+            }
+
+            clock.move_to(START + timedelta(minutes=1))
+            async with mail_app.state.sessionmaker.begin() as db:
+                assert (await sweep(db, mail_app.state.settings)).newsletters_finished == 1
+            async with mail_app.state.sessionmaker() as db:
+                stored = {n: await service.get(db, uuid.UUID(i)) for n, i in newsletter_ids.items()}
+            assert stored["done"].status == "sent"
+            assert (stored["done"].delivered, stored["done"].failed) == (1, 1)
+            assert stored["done"].finished_at == START + timedelta(seconds=5)
+            assert (stored["waiting"].status, stored["waiting"].finished_at) == ("sending", None)
+
+            # The recipient still waiting unsubscribes: the campaign is over.
+            [pending] = [
+                row
+                for row in await outbox_rows(mail_app, newsletter_ids["waiting"])
+                if row.state == OutboxState.PENDING
+            ]
+            async with mail_app.state.sessionmaker.begin() as db:
+                await service.unsubscribe(db, pending.user_id)
+            clock.move_to(START + timedelta(minutes=2))
+            async with mail_app.state.sessionmaker.begin() as db:
+                assert (await sweep(db, mail_app.state.settings)).newsletters_finished == 1
+            kept = (await client.get(waiting)).json()
+            assert figures(kept) == ("sent", 2, 1, 0, 1, 0)
+            assert kept["finished_at"] == "2026-03-01T09:00:30Z"
+            assert (await client.get(draft)).json()["status"] == "draft"

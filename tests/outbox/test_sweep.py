@@ -34,7 +34,7 @@ async def test_old_sent_and_failed_emails_are_deleted_pending_ones_kept(app, set
             ).state = OutboxState.SENT
         clock.move_to(START + timedelta(days=30, seconds=1))
         async with app.state.sessionmaker.begin() as db:
-            assert await sweep(db, settings) == (0, 0, 2, 0)
+            assert await sweep(db, settings) == (0, 0, 0, 2, 0)
     left = sorted(r.to_address for r in await queued(app))
     assert left == ["pending@example.com", "recent@example.com"]
 
