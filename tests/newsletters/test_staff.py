@@ -35,6 +35,8 @@ async def test_a_draft_is_checked_when_created(app, client):
         "a syntax error": {"text": "Привет, {{ name"},
         "the sandbox": {"subject": "{{ name.__class__.__mro__ }}"},
         "a method that mutates": {"html": "{{ [].append(1) }}"},
+        "an expression that fails": {"html": "{{ 1 / 0 }}"},  # was a 500
+        "a range over the sandbox's cap": {"text": "{% for i in range(10**9) %}{% endfor %}"},
     }
     for why, change in refusals.items():
         response = await client.post("/admin/newsletters", json={**DRAFT, **change})
@@ -221,6 +223,7 @@ async def test_deactivating_a_user_withdraws_their_queued_newsletters(app, clien
     assert response.status_code == 200
     [row] = await outbox_rows(app, draft["id"])
     assert row.state == OutboxState.WITHDRAWN and row.data == {}
+    assert row.last_error == "withdrawn: the recipient no longer receives newsletters"
     async with app.state.sessionmaker() as db:
         figures = await service.figures(db, [await service.get(db, uuid.UUID(draft["id"]))])
     assert figures[uuid.UUID(draft["id"])].withdrawn == 1

@@ -35,11 +35,11 @@ TEMPLATE = "newsletter"  # the product template that frames bulk content
 
 
 class ContentError(ValueError):
-    """Staff content that cannot render: a syntax error, an unknown name, a sandbox refusal."""
+    """Staff content that cannot render: a syntax error, an unknown name, a sandbox refusal,
+    an expression that fails (`1/0`, a range over the sandbox's cap). Its text is
+    `part: line N: reason`."""
 
     def __init__(self, part: str, reason: str) -> None:
-        self.part = part
-        self.reason = reason
         super().__init__(f"{part}: {reason}")
 
 
@@ -86,7 +86,7 @@ def compile_content(*, subject: str, html: str, text: str) -> BulkContent:
         try:
             template = env.from_string(source)
             template.render(MERGE_FIELDS)
-        except TemplateError as exc:
+        except Exception as exc:  # whatever the staff's expressions raise is their error
             raise ContentError(part, _reason(exc)) from None
         parts[part] = template
     content = BulkContent(**parts)
@@ -95,10 +95,27 @@ def compile_content(*, subject: str, html: str, text: str) -> BulkContent:
     return content
 
 
-def _reason(exc: TemplateError) -> str:
-    line = getattr(exc, "lineno", None)
-    message = " ".join(str(exc.message or type(exc).__name__).split())[:200]
+def _reason(exc: Exception) -> str:
+    """`line N: what went wrong`, one line of at most 200 characters of message."""
+    if isinstance(exc, TemplateError):
+        message = exc.message or type(exc).__name__
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    message = " ".join(message.split())[:200]
+    line = getattr(exc, "lineno", None) or _template_line(exc)
     return f"line {line}: {message}" if line else message
+
+
+def _template_line(exc: BaseException) -> int | None:
+    """The template line an error was raised from: Jinja2 rewrites the traceback so that
+    the template's frames carry its own line numbers (under the name `<template>`)."""
+    line = None
+    frame = exc.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_code.co_filename == "<template>":
+            line = frame.tb_lineno
+        frame = frame.tb_next
+    return line
 
 
 def unsubscribe_headers(url: str) -> tuple[tuple[str, str], ...]:
