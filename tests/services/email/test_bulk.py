@@ -2,6 +2,7 @@
 line and the reason, and compiled once per newsletter where emails are composed."""
 
 import uuid
+from typing import ClassVar
 
 import pytest
 
@@ -78,7 +79,7 @@ def test_merge_fields_are_escaped_in_html_only_and_nothing_else_is_defined():
 
 
 class CountingSource(BulkSource):
-    compiled: list[str] = []
+    compiled: ClassVar[list[str]] = []
 
     def compile(self):
         CountingSource.compiled.append(self.subject)
