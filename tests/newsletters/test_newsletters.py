@@ -199,6 +199,8 @@ async def test_unsubscribing_withdraws_what_is_queued_but_not_sent(mail_app, smt
         await deliver_all(mail_app)
         figures = (await client.get(f"/admin/newsletters/{second['id']}")).json()
 
+        first = (await client.get(f"/admin/newsletters/{draft['id']}")).json()
+    assert (first["sent"], first["withdrawn"]) == (3, 0)  # what was sent stays sent
     recipients = sorted(e.rcpt_tos[0] for e in smtp_server.envelopes)
     assert recipients == sorted(r["email"] for r in readers[1:])
     assert (figures["recipients"], figures["sent"], figures["withdrawn"]) == (3, 2, 1)
@@ -315,6 +317,9 @@ async def test_a_campaign_is_queued_in_batches_each_recipient_once(app, monkeypa
     assert progress == [2, 4, 5]
     rows = await outbox_rows(app, draft.id)
     assert sorted(r.user_id for r in rows) == sorted(r["id"] for r in readers)
+    assert {(r.state, r.attempts, r.template) for r in rows} == {
+        (OutboxState.PENDING, 0, "newsletter")
+    }
     for row in rows:
         reader = next(r for r in readers if r["id"] == row.user_id)
         assert row.to_address == reader["email"]

@@ -296,3 +296,7 @@ async def test_campaigns_at_once_keep_their_own_figures_and_finish_times(mail_ap
             assert figures(kept) == ("sent", 2, 1, 0, 1, 0)
             assert kept["finished_at"] == "2026-03-01T09:00:30Z"
             assert (await client.get(draft)).json()["status"] == "draft"
+    # Each campaign's emails carried its own content (the composer caches it per campaign).
+    # One of each was refused (550, 451 then withdrawn); the admin's code is not counted.
+    subjects = sorted(m["Subject"] for m in smtp_server.messages if "почты" not in m["Subject"])
+    assert subjects == ["[Тест] done", "done", "waiting"]

@@ -16,8 +16,10 @@ import time_machine
 from sqlalchemy import func, select, text, update
 
 from app.newsletters import service as newsletters
+from app.services.email.composer import ComposeFailed, ComposeJob, _ContentCache, compose_chunk
 from app.services.email.dispatcher import SENT_RECORD_EVERY
-from app.services.email.outbox import OutboxMessage, OutboxState
+from app.services.email.outbox import ADDRESS_MAX_LENGTH, OutboxMessage, OutboxState, Recipient
+from app.services.email.service import EmailService
 from tests.confirmation.helpers import queued
 from tests.conftest import client_for
 from tests.helpers import sent_statements
@@ -396,3 +398,38 @@ async def test_a_bulk_row_withdrawn_mid_batch_is_not_sent_when_its_group_comes(
     states = {row.id: row.state for row in await queued(app)}
     assert states.pop(last.id) == OutboxState.WITHDRAWN
     assert set(states.values()) == {OutboxState.SENT}
+
+
+async def test_queueing_many_bounds_each_address_and_queues_nothing_for_no_one(app):
+    outbox = app.state.outbox
+    longest = "a" * (ADDRESS_MAX_LENGTH - len("@example.com")) + "@example.com"
+    async with app.state.sessionmaker.begin() as db:
+        assert await outbox.add_many(db, template="newsletter", recipients=[]) == 0
+        one = [Recipient(to=longest, data={})]
+        assert await outbox.add_many(db, template="newsletter", recipients=one) == 1
+    with pytest.raises(ValueError, match=r"^recipient address too long$"):
+        async with app.state.sessionmaker.begin() as db:
+            too_long = [
+                Recipient(to="b@example.com", data={}),
+                Recipient(to="a" + longest, data={}),
+            ]
+            await outbox.add_many(db, template="newsletter", recipients=too_long)
+    assert [row.to_address for row in await queued(app)] == [longest]  # nothing half-queued
+
+
+async def test_a_row_whose_newsletter_has_no_content_fails_saying_so(settings):
+    newsletter_id = uuid.uuid4()
+    job = ComposeJob(
+        row_id=7,
+        to="reader@example.com",
+        template="newsletter",
+        locale="ru",
+        data={"name": "Анна", "unsubscribe_url": "http://localhost:8000/unsubscribe/x"},
+        message_id="<x@example.com>",
+        date=datetime(2026, 3, 1, tzinfo=UTC),
+        newsletter_id=newsletter_id,
+        bulk=None,  # the loader found no such newsletter
+    )
+    [(row_id, failed)] = compose_chunk(EmailService(settings), _ContentCache(), [job])
+    assert row_id == 7 and isinstance(failed, ComposeFailed)
+    assert str(failed) == f"LookupError: no content for newsletter {newsletter_id}"
