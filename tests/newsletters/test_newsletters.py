@@ -15,6 +15,7 @@ import pytest
 from app.newsletters import service
 from app.newsletters.router import UnsubscribeLinkInvalid
 from app.newsletters.tokens import UnsubscribeTokens
+from app.periodic import sweep
 from app.services.email.outbox import OutboxState
 from app.users.models import User
 from tests.conftest import client_for
@@ -207,6 +208,8 @@ async def test_unsubscribing_withdraws_what_is_queued_but_not_sent(mail_app, smt
     assert figures["status"] == "sent" and figures["pending"] == 0
     states = {r.user_id: r.state for r in await outbox_rows(mail_app, second["id"])}
     assert states[readers[0]["id"]] == OutboxState.WITHDRAWN
+    async with mail_app.state.sessionmaker.begin() as db:  # both campaigns are over
+        assert (await sweep(db, mail_app.state.settings)).newsletters_finished == 2
 
 
 async def test_a_row_withdrawn_while_a_dispatcher_holds_it_is_not_sent(mail_app, smtp_server):
