@@ -2,6 +2,7 @@
 its claimed rows wait for the lease, then another dispatcher sends them."""
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import time_machine
 
+from app.services.email.composer import Composer
 from app.services.email.dispatcher import SENT_RECORD_EVERY
 from app.services.email.outbox import OutboxState
+from app.services.email.service import EmailService
 from tests.cli.helpers import TIMEOUT
 from tests.cli.test_outbox import smtp_env
 from tests.confirmation.helpers import queued
@@ -88,3 +91,22 @@ async def test_rows_of_a_killed_worker_go_out_after_the_lease(
     again = len(received) - COUNT
     assert again <= min(len(before_kill), SENT_RECORD_EVERY)
     assert {r.state for r in await queued(app)} == {OutboxState.SENT}
+
+
+def test_a_composing_process_ends_when_the_composer_closes(settings):
+    """The parent-watch thread must not keep a worker alive once its pool tells it to
+    stop (it is a daemon thread): closing the composer ends its processes."""
+    composer = Composer(EmailService(settings), processes=1)
+    try:
+        worker = composer._executor_now().submit(os.getpid).result(timeout=TIMEOUT)
+        assert worker in children_of(os.getpid())
+    finally:
+        composer.close()
+    deadline = time.monotonic() + 10
+    try:
+        while worker in children_of(os.getpid()):
+            assert time.monotonic() < deadline, "a composing process outlived its composer"
+            time.sleep(0.1)
+    finally:  # one that outlived it would keep pytest from exiting: a red test, not a hang
+        if worker in children_of(os.getpid()):
+            os.kill(worker, signal.SIGKILL)
