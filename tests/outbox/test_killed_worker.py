@@ -98,8 +98,18 @@ def test_a_composing_process_ends_when_the_composer_closes(settings):
     stop (it is a daemon thread): closing the composer ends its processes."""
     composer = Composer(EmailService(settings), processes=1)
     try:
-        worker = composer._executor_now().submit(os.getpid).result(timeout=TIMEOUT)
-        assert worker in children_of(os.getpid())
+        executor = composer._executor_now()
+        busy = [executor.submit(time.sleep, 0.3) for _ in range(2)]  # work for two
+        worker = executor.submit(os.getpid).result(timeout=TIMEOUT)
+        assert all(future.done() for future in busy)  # done one after the other, before it
+        # Exactly the one process asked for, started fresh (spawn: no fork of a process
+        # with threads and open connections).
+        spawned = [
+            pid
+            for pid in children_of(os.getpid())
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert spawned == [worker]
     finally:
         composer.close()
     deadline = time.monotonic() + 10
