@@ -5,6 +5,7 @@ import uuid
 from typing import ClassVar
 
 import pytest
+from jinja2 import TemplateSyntaxError
 
 from app.services.email import composer
 from app.services.email.bulk import (
@@ -64,6 +65,7 @@ def test_a_reason_is_cut_at_200_characters():
 
 def test_an_error_from_no_line_of_the_template_says_only_what_it_is():
     assert _reason(ValueError("no  line\nhere")) == "ValueError: no line here"
+    assert _reason(TemplateSyntaxError("", lineno=4)) == "line 4: TemplateSyntaxError"
 
 
 def test_merge_fields_are_escaped_in_html_only_and_nothing_else_is_defined():
