@@ -27,16 +27,21 @@ async def test_old_sent_and_failed_emails_are_deleted_pending_ones_kept(app, set
                     db, to=to, template="password_changed", data={"name": "A", "changed_at": "x"}
                 )
                 row.state = state
-        clock.move_to(START + timedelta(days=29))
-        async with app.state.sessionmaker.begin() as db:
-            app.state.outbox.add(
-                db, to="recent@example.com", template="password_changed", data={}
-            ).state = OutboxState.SENT
+        for to, when in (
+            ("boundary@example.com", timedelta(seconds=1)),
+            ("recent@example.com", timedelta(days=29)),
+        ):
+            clock.move_to(START + when)
+            async with app.state.sessionmaker.begin() as db:
+                app.state.outbox.add(
+                    db, to=to, template="password_changed", data={}
+                ).state = OutboxState.SENT
         clock.move_to(START + timedelta(days=30, seconds=1))
         async with app.state.sessionmaker.begin() as db:
             assert await sweep(db, settings) == (0, 0, 0, 2, 0)
     left = sorted(r.to_address for r in await queued(app))
-    assert left == ["pending@example.com", "recent@example.com"]
+    # Exactly OUTBOX_KEEP_DAYS old is not older than that: kept until the next sweep.
+    assert left == ["boundary@example.com", "pending@example.com", "recent@example.com"]
 
 
 async def test_the_apps_background_work_sweeps(make_app, make_settings):
