@@ -415,6 +415,12 @@ async def test_queueing_many_bounds_each_address_and_queues_nothing_for_no_one(a
             ]
             await outbox.add_many(db, template="newsletter", recipients=too_long)
     assert [row.to_address for row in await queued(app)] == [longest]  # nothing half-queued
+    # One at a time, the same bound.
+    async with app.state.sessionmaker.begin() as db:
+        outbox.add(db, to=longest, template="newsletter", data={})
+        with pytest.raises(ValueError, match=r"^recipient address too long$"):
+            outbox.add(db, to="a" + longest, template="newsletter", data={})
+    assert [row.to_address for row in await queued(app)] == [longest, longest]
 
 
 async def test_a_row_whose_newsletter_has_no_content_fails_saying_so(settings):
