@@ -7,6 +7,8 @@ from typing import Any
 import httpx
 from sqlalchemy import insert, select, update
 
+from app.newsletters import service
+from app.newsletters.models import Newsletter
 from app.services.email.outbox import OutboxMessage
 from app.types.enums import UserRole
 from app.users.models import User
@@ -76,6 +78,12 @@ async def outbox_rows(app: Any, newsletter_id: str | uuid.UUID) -> list[OutboxMe
             OutboxMessage.newsletter_id == uuid.UUID(str(newsletter_id))
         )
         return list(await db.scalars(stmt.order_by(OutboxMessage.id)))
+
+
+async def stored_newsletter(app: Any, newsletter_id: str | uuid.UUID) -> Newsletter:
+    """The newsletter's row as stored (404s as NewsletterNotFound)."""
+    async with app.state.sessionmaker() as db:
+        return await service.get(db, uuid.UUID(str(newsletter_id)))
 
 
 async def deliver_all(app: Any) -> None:

@@ -26,6 +26,7 @@ from tests.newsletters.helpers import (
     create_draft,
     deliver_all,
     outbox_rows,
+    stored_newsletter,
     verify,
 )
 
@@ -330,9 +331,8 @@ async def test_a_campaign_is_queued_in_batches_each_recipient_once(app, monkeypa
             "name": reader["name"],
             "unsubscribe_url": newsletters.unsubscribe_url(reader["id"]),
         }
-    async with app.state.sessionmaker() as db:
-        stored = await service.get(db, draft.id)
-        assert (stored.status, stored.recipients, stored.finished_at) == ("sending", 5, None)
+    stored = await stored_newsletter(app, draft.id)
+    assert (stored.status, stored.recipients, stored.finished_at) == ("sending", 5, None)
 
 
 def test_unsubscribe_tokens_follow_the_documented_scheme():

@@ -18,6 +18,7 @@ from tests.newsletters.helpers import (
     create_draft,
     deliver_all,
     outbox_rows,
+    stored_newsletter,
 )
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -76,8 +77,7 @@ async def test_a_draft_is_checked_when_created(app, client):
         "sent_at": None,
         "finished_at": None,
     }
-    async with app.state.sessionmaker() as db:
-        stored = await service.get(db, uuid.UUID(draft["id"]))
+    stored = await stored_newsletter(app, draft["id"])
     assert stored.created_by == uuid.UUID(admin["id"])
 
 
@@ -188,8 +188,8 @@ async def test_a_newsletter_with_no_recipients_is_sent_at_once(app, client):
     read = (await client.get(f"/admin/newsletters/{draft['id']}")).json()
     assert (read["status"], read["recipients"]) == ("sent", 0)
     assert read["finished_at"] is not None
-    async with app.state.sessionmaker() as db:  # stored so, with no sweep to wait for
-        assert (await service.get(db, uuid.UUID(draft["id"]))).status == "sent"
+    # Stored so, with no sweep to wait for.
+    assert (await stored_newsletter(app, draft["id"])).status == "sent"
 
 
 async def test_the_list_is_newest_first_in_pages(app, client):
@@ -274,8 +274,7 @@ async def test_campaigns_at_once_keep_their_own_figures_and_finish_times(mail_ap
             clock.move_to(START + timedelta(minutes=1))
             async with mail_app.state.sessionmaker.begin() as db:
                 assert (await sweep(db, mail_app.state.settings)).newsletters_finished == 1
-            async with mail_app.state.sessionmaker() as db:
-                stored = {n: await service.get(db, uuid.UUID(i)) for n, i in newsletter_ids.items()}
+            stored = {n: await stored_newsletter(mail_app, i) for n, i in newsletter_ids.items()}
             assert stored["done"].status == "sent"
             assert (stored["done"].delivered, stored["done"].failed) == (1, 1)
             assert stored["done"].finished_at == START + timedelta(seconds=5)
