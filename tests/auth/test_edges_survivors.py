@@ -37,7 +37,9 @@ async def test_the_sqlite_lookup_waits_for_locks_as_long_as_the_statement_timeou
     """Kills app.auth.lookup.xǁ_SqliteDriverǁopen__mutmut_10 (busy / 1000: a busy timeout
     of 0, a locked database fails at once) and __mutmut_11 (busy * 1001)."""
     sqlite_only(app)
-    driver = await _SqliteDriver.open(app.state.engine.url, DatabaseTimeouts(statement=2.5))
+    driver = await _SqliteDriver.open(
+        app.state.engine.url, DatabaseTimeouts(statement=2.5), app.state.auth.lookup.sql
+    )
     try:
         # The connection that waits for locks (the in-loop one never does: busy timeout 0).
         assert await driver._connection.execute_fetchall("PRAGMA busy_timeout") == [(2500,)]
@@ -59,11 +61,11 @@ async def test_a_cancelled_request_does_not_start_a_second_opening(app, monkeypa
         """The real driver; its opening waits for `gate`, and each one is counted."""
 
         @classmethod
-        async def open(cls, url, timeouts):
+        async def open(cls, url, timeouts, sql):
             opens.append(url)
             started.set()
             await gate.wait()
-            driver = await super().open(url, timeouts)
+            driver = await super().open(url, timeouts, sql)
             drivers.append(driver)
             return driver
 
@@ -96,7 +98,7 @@ async def test_closing_while_the_driver_opens_cancels_the_opening(app, monkeypat
 
     class NeverOpens(_SqliteDriver):
         @classmethod
-        async def open(cls, url, timeouts):
+        async def open(cls, url, timeouts, sql):
             started.set()
             await asyncio.Event().wait()  # a server that never answers
 

@@ -1,31 +1,69 @@
-"""The PostgreSQL session lookup runs on connections it holds (app.auth.lookup,
-_AsyncpgDriver): a lookup that finds one free uses it, and only lookups beyond them take
-asyncpg's pool; a held connection that fails in any way is closed and replaced; closing
-the lookup closes them, in flight or idle."""
+"""The PostgreSQL session lookup (app.auth.lookup, _AsyncpgDriver): lookups that arrive
+together are one statement, on one of two connections held for the lookup; each lookup
+gets its own answer; a failure is every waiting lookup's error and closes the connection;
+a cancelled request leaves its batch alone; closing answers what is out and closes the
+connections."""
 
 import asyncio
 import uuid
+from typing import Any
 
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from app.auth.lookup import SessionLookup, _AsyncpgDriver
-from tests.helpers import ON_POSTGRESQL
+from app.auth.sessions import create_session
+from app.core.db import DatabaseTimeouts
+from app.users.models import User
+from tests.helpers import ON_POSTGRESQL, new_user_data
 
 pytestmark = ON_POSTGRESQL
 
 
 @pytest.fixture
-async def lookup(database_url):
+async def engine(database_url):
     engine = create_async_engine(database_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def lookup(engine):
     lookup = SessionLookup(engine)
     try:
         yield lookup
     finally:
         await lookup.close()
-        await engine.dispose()
+
+
+@pytest.fixture
+def statements(monkeypatch) -> list[list[Any]]:
+    """The session ids of every statement a lookup connection sends."""
+    sent: list[list[Any]] = []
+    original = asyncpg.Connection.fetch
+
+    async def fetch(self, query, *args, **kwargs):
+        sent.append(list(args[0]) if args else [])
+        return await original(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Connection, "fetch", fetch)
+    return sent
+
+
+async def new_session(engine: AsyncEngine) -> tuple[uuid.UUID, uuid.UUID]:
+    """A user and one session of theirs: (session id, user id)."""
+    data = new_user_data()
+    async with async_sessionmaker(engine, expire_on_commit=False)() as db:
+        user = User(email=data["email"], hashed_password="x", name=data["name"], phone=None)
+        db.add(user)
+        await db.flush()
+        row = await create_session(db, user.id, ip=None, user_agent=None)
+        await db.commit()
+        return row.id, user.id
 
 
 async def server_backends(database_url: str, query: str) -> int:
@@ -54,80 +92,189 @@ async def eventually_no_backends(database_url: str, query: str) -> int:
     return count
 
 
-async def fetch_none(lookup: SessionLookup) -> None:
-    assert await lookup.fetch(uuid.uuid4(), uuid.uuid4()) is None
+def slowed(lookup: SessionLookup, seconds: float) -> str:
+    """The lookup's statement, taking `seconds` longer."""
+    return f"{lookup.sql} AND (SELECT true FROM pg_sleep({seconds}))"
 
 
-async def test_lookups_one_at_a_time_run_on_one_held_connection(lookup, database_url):
-    for _ in range(5):
-        await fetch_none(lookup)
-    driver = lookup._driver
-    assert len(driver._idle) == 1
-    assert driver._pool.get_size() == 0  # the pool never opened a connection
+async def test_a_lookup_alone_is_one_statement_on_one_held_connection(
+    lookup, engine, database_url, statements
+):
+    session_id, user_id = await new_session(engine)
+    for _ in range(3):
+        state, user = await lookup.fetch(session_id, user_id)
+        assert user.id == user_id and state.revoked_at is None
+    assert statements == [[session_id]] * 3
+    assert len(lookup._driver._idle) == lookup._driver._held == 1
     assert await server_backends(database_url, lookup.sql) == 1
 
 
-async def test_lookups_at_once_fill_the_held_connections_then_take_the_pool(lookup, database_url):
-    await fetch_none(lookup)
+async def test_lookups_at_once_are_one_statement_and_each_gets_its_own_answer(
+    lookup, engine, statements
+):
+    sessions = [await new_session(engine) for _ in range(3)]
+    (first, first_user), (second, second_user), (third, third_user) = sessions
+    await lookup.fetch(first, first_user)  # the driver is open
+    statements.clear()
+    unknown = uuid.uuid4()
+    found = await asyncio.gather(
+        lookup.fetch(first, first_user),
+        lookup.fetch(second, second_user),
+        lookup.fetch(first, first_user),  # the same session twice
+        lookup.fetch(third, second_user),  # a session of another user
+        lookup.fetch(unknown, third_user),  # no such session
+        lookup.fetch(third, third_user),
+    )
+    users = [result[1].id if result else None for result in found]
+    assert users == [first_user, second_user, first_user, None, None, third_user]
+    # One statement, asking for each session once.
+    assert [sorted(statement) for statement in statements] == [
+        sorted([first, second, unknown, third])
+    ]
+
+
+async def test_at_most_two_statements_are_out_and_the_rest_wait_for_the_next(
+    lookup, engine, statements
+):
+    session_id, user_id = await new_session(engine)
+    await lookup.fetch(session_id, user_id)
     driver = lookup._driver
-    await asyncio.gather(*(fetch_none(lookup) for _ in range(6)))
-    assert driver._held == len(driver._idle) == _AsyncpgDriver.OWN_CONNECTIONS == 2
-    assert driver._pool.get_size() >= 1  # the rest waited for none of them
-    # Later lookups, one at a time, reuse the newest held connection.
-    newest = driver._idle[-1]
-    await fetch_none(lookup)
-    assert driver._idle[-1] is newest
+    driver._sql = slowed(lookup, 0.3)
+    statements.clear()
+    first = asyncio.ensure_future(lookup.fetch(session_id, user_id))
+    await asyncio.sleep(0.1)  # out, on the held connection
+    second = asyncio.ensure_future(lookup.fetch(session_id, user_id))
+    await asyncio.sleep(0.1)  # out, on a second connection
+    rest = [asyncio.ensure_future(lookup.fetch(session_id, user_id)) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    assert len(statements) == 2 and driver._held == 2
+    results = await asyncio.gather(first, second, *rest)
+    assert all(user.id == user_id for _, user in results)
+    assert len(statements) == 3  # the three waiting lookups went together
+    assert driver._held == len(driver._idle) == _AsyncpgDriver.CONNECTIONS == 2
 
 
-async def test_a_failed_statement_closes_its_connection_and_the_next_lookup_opens_one(lookup):
-    await fetch_none(lookup)
+async def test_a_failed_statement_fails_its_lookups_and_closes_its_connection(lookup, engine):
+    session_id, user_id = await new_session(engine)
+    await lookup.fetch(session_id, user_id)
     driver = lookup._driver
     [held] = driver._idle
-    with pytest.raises(asyncpg.DivisionByZeroError):
-        await driver.fetch("SELECT 1 / 0", ())
+    driver._sql = f"{lookup.sql} AND 1 / 0 = 1"
+    results = await asyncio.gather(
+        *(lookup.fetch(session_id, user_id) for _ in range(3)), return_exceptions=True
+    )
+    assert [type(result) for result in results] == [asyncpg.DivisionByZeroError] * 3
     assert held.is_closed()
     assert driver._idle == [] and driver._held == 0
-    await fetch_none(lookup)
+    driver._sql = lookup.sql
+    assert (await lookup.fetch(session_id, user_id))[1].id == user_id
     assert driver._held == 1 and driver._idle[0] is not held
 
 
-async def test_a_cancelled_lookup_closes_its_connection(lookup, database_url):
-    await fetch_none(lookup)
-    driver = lookup._driver
-    [held] = driver._idle
-    slow = asyncio.create_task(driver.fetch("SELECT pg_sleep(5)", ()))
-    await asyncio.sleep(0.2)
-    slow.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await slow
-    assert held.is_closed()  # not left to the next lookup mid-answer
-    assert driver._held == 0
-    assert await eventually_no_backends(database_url, "SELECT pg_sleep(5)") == 0
-    await fetch_none(lookup)
+async def test_a_statement_past_the_timeout_fails_its_lookups(engine):
+    lookup = SessionLookup(engine, timeouts=DatabaseTimeouts(connect=5, statement=0.2))
+    try:
+        session_id, user_id = await new_session(engine)
+        await lookup.fetch(session_id, user_id)
+        driver = lookup._driver
+        driver._sql = slowed(lookup, 2)
+        with pytest.raises((asyncpg.QueryCanceledError, TimeoutError)):
+            await lookup.fetch(session_id, user_id)
+        assert driver._held == 0
+    finally:
+        await lookup.close()
 
 
-async def test_an_idle_connection_the_server_closed_is_skipped(lookup):
-    await fetch_none(lookup)
+async def test_a_cancelled_lookup_leaves_its_batch_and_connection_alone(lookup, engine):
+    session_id, user_id = await new_session(engine)
+    await lookup.fetch(session_id, user_id)
     driver = lookup._driver
     [held] = driver._idle
-    held.terminate()  # as if the server had closed it while idle
-    # Not even a first attempt fails on it (fetch's one retry is not needed).
-    assert await driver._fetch("SELECT 1", ()) == [(1,)]
+    driver._sql = slowed(lookup, 0.2)
+    cancelled = asyncio.ensure_future(lookup.fetch(session_id, user_id))
+    kept = asyncio.ensure_future(lookup.fetch(session_id, user_id))
+    await asyncio.sleep(0.05)
+    cancelled.cancel()
+    assert (await kept)[1].id == user_id
+    assert cancelled.cancelled()
+    assert driver._idle == [held] and not held.is_closed()
+
+
+async def test_an_idle_connection_the_server_closed_is_replaced(lookup, engine, database_url):
+    session_id, user_id = await new_session(engine)
+    await lookup.fetch(session_id, user_id)
+    driver = lookup._driver
+    [held] = driver._idle
+    admin = await asyncpg.connect(
+        make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    try:
+        assert await admin.fetchval(
+            "SELECT pg_terminate_backend($1)", held.get_server_pid()
+        )  # the next lookup may find it closed, or fail on it and retry
+    finally:
+        await admin.close()
+    assert (await lookup.fetch(session_id, user_id))[1].id == user_id
     assert driver._held == 1 and driver._idle[0] is not held
 
 
-async def test_closing_closes_the_held_connections_idle_and_in_flight(lookup, database_url):
-    await asyncio.gather(*(fetch_none(lookup) for _ in range(3)))
+async def test_closing_answers_what_is_out_and_closes_the_connections(lookup, engine, database_url):
+    session_id, user_id = await new_session(engine)
+    await lookup.fetch(session_id, user_id)
     driver = lookup._driver
-    first, second = driver._idle
-    in_flight = asyncio.create_task(driver.fetch("SELECT pg_sleep(0.5)", ()))
+    driver._sql = slowed(lookup, 0.3)
+    out = asyncio.ensure_future(lookup.fetch(session_id, user_id))
     await asyncio.sleep(0.1)
-    assert driver._idle == [first]  # the sleep runs on the newest
+    [sender] = driver._senders  # one statement out
     await lookup.close()
-    assert first.is_closed()
-    assert not second.is_closed()  # the lookup on it still gets its answer
-    assert len(await in_flight) == 1
-    assert second.is_closed()  # closed by that lookup itself when it ended
+    assert sender.done()
+    assert (await out)[1].id == user_id  # answered before the close finished
     assert driver._held == 0 and driver._idle == []
+    with pytest.raises(asyncpg.InterfaceError, match="closed"):
+        await driver.fetch(session_id, user_id)
+    assert await eventually_no_backends(database_url, driver._sql) == 0
     assert await eventually_no_backends(database_url, lookup.sql) == 0
-    assert await eventually_no_backends(database_url, "SELECT pg_sleep(0.5)") == 0
+
+
+async def test_a_batch_whose_connection_was_dropped_is_sent_once_more(lookup, engine, monkeypatch):
+    session_id, user_id = await new_session(engine)
+    await lookup.fetch(session_id, user_id)
+    driver = lookup._driver
+    [held] = driver._idle
+    original = asyncpg.Connection.fetch
+    failures = iter([asyncpg.ConnectionDoesNotExistError("dropped"), None])
+
+    async def fetch(self, query, *args, **kwargs):
+        if (failure := next(failures, None)) is not None:
+            raise failure
+        return await original(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Connection, "fetch", fetch)
+    assert (await lookup.fetch(session_id, user_id))[1].id == user_id
+    assert held.is_closed()
+    assert driver._held == 1 and driver._idle[0] is not held
+    # A second drop in a row is the lookup's error.
+    failures = iter([asyncpg.ConnectionDoesNotExistError("dropped")] * 2)
+    with pytest.raises(asyncpg.ConnectionDoesNotExistError):
+        await lookup.fetch(session_id, user_id)
+    assert driver._held == 0
+
+
+async def test_lookups_queued_behind_failing_statements_are_still_sent(lookup, engine):
+    session_id, user_id = await new_session(engine)
+    await lookup.fetch(session_id, user_id)
+    driver = lookup._driver
+    # Fails after 0.3 s (a division by zero the planner cannot fold away).
+    driver._sql = f"{lookup.sql} AND (SELECT 1 / (count(*) - count(*))::int = 1 FROM pg_sleep(0.3))"
+    failing = [asyncio.ensure_future(lookup.fetch(session_id, user_id))]
+    await asyncio.sleep(0.05)
+    failing.append(asyncio.ensure_future(lookup.fetch(session_id, user_id)))
+    await asyncio.sleep(0.1)  # both connections busy: the next lookup waits for one
+    queued = asyncio.ensure_future(lookup.fetch(session_id, user_id))
+    await asyncio.sleep(0.05)
+    driver._sql = lookup.sql
+    for task in failing:
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            await task
+    _, user = await asyncio.wait_for(queued, 5)
+    assert user.id == user_id

@@ -222,9 +222,9 @@ async def test_one_database_round_trip_per_authenticated_request(app, client, cl
     driver_calls: list[tuple] = []
     original_fetch = driver.fetch
 
-    async def counting_fetch(sql, params):
-        driver_calls.append(params)
-        return await original_fetch(sql, params)
+    async def counting_fetch(session_id, user_id):
+        driver_calls.append((session_id, user_id))
+        return await original_fetch(session_id, user_id)
 
     driver.fetch = counting_fetch
     try:
