@@ -214,8 +214,8 @@ async def test_unsubscribing_withdraws_what_is_queued_but_not_sent(mail_app, smt
 
 
 async def test_a_row_withdrawn_while_a_dispatcher_holds_it_is_not_sent(mail_app, smtp_server):
-    """The dispatcher claimed the batch, then the recipient unsubscribed: not sent."""
-    readers = await add_users(mail_app, 2)
+    """The dispatcher claimed the batch, then two recipients unsubscribed: not sent."""
+    readers = await add_users(mail_app, 3)
     async with client_for(mail_app) as client:
         await admin_client(mail_app, client)
         await deliver_all(mail_app)  # the admin's confirmation code
@@ -230,11 +230,12 @@ async def test_a_row_withdrawn_while_a_dispatcher_holds_it_is_not_sent(mail_app,
     async def unsubscribe_after_the_claim(rows):
         async with mail_app.state.sessionmaker.begin() as db:
             await service.unsubscribe(db, readers[0]["id"])
+            await service.unsubscribe(db, readers[2]["id"])
         return await original_contents(rows)
 
     dispatcher._contents = unsubscribe_after_the_claim
     result = await dispatcher.run_once()
-    assert (result.claimed, result.sent, result.withdrawn) == (2, 1, 1)
+    assert (result.claimed, result.sent, result.withdrawn) == (3, 1, 2)
     assert [e.rcpt_tos for e in smtp_server.envelopes] == [[readers[1]["email"]]]
 
 

@@ -7,12 +7,14 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import BrokenExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import time_machine
 
-from app.services.email.composer import Composer
+from app.services.email.composer import ComposeJob, Composer
 from app.services.email.dispatcher import SENT_RECORD_EVERY
 from app.services.email.outbox import OutboxState
 from app.services.email.service import EmailService
@@ -120,3 +122,49 @@ def test_a_composing_process_ends_when_the_composer_closes(settings):
     finally:  # one that outlived it would keep pytest from exiting: a red test, not a hang
         if worker in children_of(os.getpid()):
             os.kill(worker, signal.SIGKILL)
+
+
+def compose_job(row_id: int) -> ComposeJob:
+    return ComposeJob(
+        row_id=row_id,
+        to=f"u{row_id}@example.com",
+        template="password_changed",
+        locale="ru",
+        data={"name": "Анна", "changed_at": "x"},
+        message_id=f"<{row_id}@shop.test>",
+        date=datetime.now(UTC),
+    )
+
+
+def kill_and_wait(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while pid in children_of(os.getpid()):  # reaped by its pool
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("when", ["between batches", "during a batch"])
+async def test_a_composing_process_that_died_is_replaced_at_the_next_batch(settings, when):
+    """Killed (out of memory, by hand) between batches or during one: a batch reading a
+    dead process fails, and the next batch gets a fresh process, rather than every later
+    batch failing on a broken pool until the dispatcher restarts."""
+    composer = Composer(EmailService(settings), processes=1)
+    try:
+        first = composer._executor_now().submit(os.getpid).result(timeout=TIMEOUT)
+        if when == "during a batch":
+            stream = composer.stream([compose_job(n) for n in range(1, 4)])
+            kill_and_wait(first)
+            with pytest.raises(BrokenExecutor):
+                await stream.get(3)
+        else:
+            kill_and_wait(first)
+        emails = composer.stream([compose_job(4), compose_job(5)])
+        assert [(await emails.get(n)).to for n in (4, 5)] == ["u4@example.com", "u5@example.com"]
+        second = composer._executor_now().submit(os.getpid).result(timeout=TIMEOUT)
+        assert second != first
+    finally:
+        composer.close()
+        for pid in children_of(os.getpid()):
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)

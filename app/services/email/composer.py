@@ -149,19 +149,39 @@ class Composer:
         return self._executor
 
     def stream(self, jobs: Sequence[ComposeJob]) -> "ComposeStream":
-        """Start composing `jobs` (in CHUNKs, in order); read them with `await get(id)`."""
+        """Start composing `jobs` (in CHUNKs, in order); read them with `await get(id)`.
+
+        A composing process that died (killed, out of memory) breaks its pool: the batch
+        reading it fails (its rows stay leased and go out after the lease), and the pool
+        says so at the next batch's start, which then gets a fresh pool. A process that
+        dies between batches is found the same way."""
+        try:
+            futures = self._submit(jobs)
+        except BrokenExecutor:
+            self.close()
+            futures = self._submit(jobs)
+        return ComposeStream(futures)
+
+    def _submit(self, jobs: Sequence[ComposeJob]) -> list[asyncio.Future[list[tuple[int, Any]]]]:
         loop = asyncio.get_running_loop()
         executor = self._executor_now()
-        futures = []
-        for start in range(0, len(jobs), CHUNK):
-            chunk = list(jobs[start : start + CHUNK])
-            if self.processes:
-                futures.append(loop.run_in_executor(executor, _compose_in_process, chunk))
-            else:
-                futures.append(
-                    loop.run_in_executor(executor, compose_chunk, self.service, self._cache, chunk)
-                )
-        return ComposeStream(futures, on_broken=self.close)
+        futures: list[asyncio.Future[list[tuple[int, Any]]]] = []
+        try:
+            for start in range(0, len(jobs), CHUNK):
+                chunk = list(jobs[start : start + CHUNK])
+                if self.processes:
+                    futures.append(loop.run_in_executor(executor, _compose_in_process, chunk))
+                else:
+                    futures.append(
+                        loop.run_in_executor(
+                            executor, compose_chunk, self.service, self._cache, chunk
+                        )
+                    )
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        return futures
 
     def close(self) -> None:
         if self._executor is not None:
@@ -170,11 +190,8 @@ class Composer:
 
 
 class ComposeStream:
-    def __init__(
-        self, futures: list[asyncio.Future[list[tuple[int, Any]]]], on_broken: Any = None
-    ) -> None:
+    def __init__(self, futures: list[asyncio.Future[list[tuple[int, Any]]]]) -> None:
         self._futures = futures
-        self._on_broken = on_broken
         self._next = 0
         self._done: dict[int, OutgoingEmail | ComposeFailed] = {}
 
@@ -184,14 +201,7 @@ class ComposeStream:
                 raise KeyError(row_id)
             future = self._futures[self._next]
             self._next += 1
-            try:
-                self._done.update(await future)
-            except BrokenExecutor:
-                # A composing process died (killed, out of memory): the next batch gets a
-                # fresh pool; this one's rows stay leased and go out after the lease.
-                if self._on_broken is not None:
-                    self._on_broken()
-                raise
+            self._done.update(await future)
         return self._done.pop(row_id)
 
     def cancel(self) -> None:

@@ -161,7 +161,7 @@ class Dispatcher:
                     message_id=row.message_id,
                     date=self.clock(),
                     newsletter_id=row.newsletter_id,
-                    bulk=contents.get(row.newsletter_id) if row.newsletter_id else None,
+                    bulk=contents.get(row.newsletter_id),  # None for a row of no newsletter
                 )
                 for row in rows
             ]

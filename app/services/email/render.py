@@ -46,9 +46,10 @@ def ru_plural(number: int, one: str, few: str, many: str) -> str:
 
 
 class TemplateRenderer:
-    def __init__(
-        self, directory: Path = TEMPLATES_DIR, *, public_base_url: str = "http://localhost:8000"
-    ) -> None:
+    def __init__(self, directory: Path = TEMPLATES_DIR, *, public_base_url: str) -> None:
+        """`public_base_url`: the site's address for links (Settings.PUBLIC_BASE_URL).
+
+        Every template is compiled here, once; none is read again (so no auto_reload)."""
         self.directory = directory
         self.public_base_url = public_base_url.rstrip("/")
         self._env = Environment(
@@ -58,7 +59,6 @@ class TemplateRenderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
-            auto_reload=False,
         )
         self._env.filters["ru_plural"] = ru_plural
         self._inliner = css_inline.CSSInliner(

@@ -109,7 +109,7 @@ async def test_an_address_ending_in_an_at_sign_is_refused(smtp_server):
 
 @pytest.fixture(scope="module")
 def renderer() -> TemplateRenderer:
-    return TemplateRenderer()
+    return TemplateRenderer(public_base_url="https://shop.example")
 
 
 def test_an_unknown_locale_names_the_ones_there_are(renderer):
@@ -140,7 +140,7 @@ def _templates_with(tmp_path: Path, name: str, text: str, html: str) -> Path:
 
 def test_a_template_that_sets_no_subject_is_refused_by_name(tmp_path):
     directory = _templates_with(tmp_path, "no_subject", "Hello\n", "<p>Hello</p>\n")
-    renderer = TemplateRenderer(directory)
+    renderer = TemplateRenderer(directory, public_base_url="https://shop.example")
     with pytest.raises(RuntimeError) as caught:
         renderer.render("no_subject", "en", {})
     assert str(caught.value) == "en/no_subject.txt sets no subject"
@@ -153,5 +153,6 @@ def test_the_text_part_ends_with_exactly_one_line_break(tmp_path):
         "{% set subject = 'Hi' %}\n\n  Hello, {{ name }}.\n\n\n",
         "<p>Hello, {{ name }}.</p>\n",
     )
-    email = TemplateRenderer(directory).render("plain", "en", {"name": "Anna"})
+    renderer = TemplateRenderer(directory, public_base_url="https://shop.example")
+    email = renderer.render("plain", "en", {"name": "Anna"})
     assert (email.subject, email.text) == ("Hi", "Hello, Anna.\n")

@@ -153,7 +153,7 @@ def test_an_email_missing_in_one_locale_refuses_to_load(tmp_path: Path):
     shutil.copytree(TEMPLATES_DIR, directory)
     (directory / "en" / "password_reset.html").unlink()
     with pytest.raises(RuntimeError, match=r"en/password_reset\.html"):
-        TemplateRenderer(directory)
+        TemplateRenderer(directory, public_base_url=BASE_URL)
 
 
 @pytest.mark.parametrize(
@@ -176,3 +176,53 @@ def test_an_email_missing_in_one_locale_refuses_to_load(tmp_path: Path):
 )
 def test_russian_plurals(number, word):
     assert ru_plural(number, "минуту", "минуты", "минут") == word
+
+
+def test_a_text_email_is_laid_out_exactly(renderer):
+    """Block tags leave no blank lines or indentation of their own (trim_blocks,
+    lstrip_blocks): the layout's `{% if %}` and `{% block %}` lines vanish."""
+    email = renderer.render("confirmation_code", "en", SAMPLES["confirmation_code"])
+    assert email.text == (
+        "Hello, Анна!\n"
+        "\n"
+        "To confirm your email address, enter this code on the website:\n"
+        "\n"
+        "    482915\n"
+        "\n"
+        "The code is valid for 10 minutes. Do not share it with anyone: our staff will never "
+        "ask you for a code.\n"
+        "\n"
+        "If you did not create an account at our shop, simply ignore this email.\n"
+        "\n"
+        "--\n"
+        "This email was sent automatically; please do not reply to it.\n"
+        f"{BASE_URL}\n"
+    )
+
+
+def test_the_stylesheet_is_inlined_and_no_style_tag_is_left(renderer):
+    email = renderer.render("confirmation_code", "ru", SAMPLES["confirmation_code"])
+    assert "<style" not in email.html  # mail clients drop <style>; the rules are inlined
+    assert re.search(r'<p class="code" style="[^"]+"', email.html)
+
+
+def test_a_template_s_own_styles_are_inlined_and_a_linked_sheet_is_ignored(tmp_path: Path):
+    """A template's <style> is inlined and dropped like the shared stylesheet. A <link>
+    slipped into one must not make every email fetch a URL while it is composed, nor
+    reach the recipient. Block tags may be indented (lstrip_blocks)."""
+    directory = tmp_path / "email"
+    shutil.copytree(TEMPLATES_DIR, directory)
+    for locale in ("ru", "en"):
+        (directory / locale / "linked.txt").write_text(
+            "{% set subject = 'Hi' %}A\n    {% if true %}\nB\n    {% endif %}\nC\n"
+        )
+        (directory / locale / "linked.html").write_text(
+            '<html><head><link rel="stylesheet" href="http://127.0.0.1:9/x.css">'
+            "<style>p.own { letter-spacing: 3px }</style></head>"
+            '<body><p class="own">Hi</p></body></html>\n'
+        )
+    email = TemplateRenderer(directory, public_base_url=BASE_URL).render("linked", "en", {})
+    assert email.text == "A\nB\nC\n"
+    assert "<link" not in email.html and "<style" not in email.html
+    assert "letter-spacing: 3px" in email.html
+    assert re.search(r'<p class="own" style="[^"]+">Hi</p>', email.html)
