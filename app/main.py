@@ -1,6 +1,7 @@
 """Application factory: settings, database, auth components, middleware, routers."""
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -153,3 +154,11 @@ async def close_app(app: FastAPI) -> None:
 
 
 app = create_app()
+# Everything built so far (modules, routes, the app, its settings and engine) lives as long
+# as the process: frozen, the garbage collector's full collections no longer walk it. On
+# PostgreSQL, objects of requests waiting on the database survive young collections and
+# pile up until a full one; each walked the ~10^5 objects of the app too, a 60-70 ms stop
+# of the event loop (measured 2026-11-28, Intel Xeon, wrk -c16 on /users/me, one worker:
+# p99 64 ms, and 6 ms with the collector off). Frozen: p99 7.0 ms, and 3 490 requests/s
+# against 3 260 (CPU per request 292 µs against 313).
+gc.freeze()

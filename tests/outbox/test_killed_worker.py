@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import time_machine
 
-from app.services.email.composer import ComposeJob, Composer
+from app.services.email.composer import Composer
 from app.services.email.dispatcher import SENT_RECORD_EVERY
 from app.services.email.outbox import OutboxState
 from app.services.email.service import EmailService
@@ -22,6 +22,7 @@ from tests.cli.helpers import TIMEOUT
 from tests.cli.test_outbox import smtp_env
 from tests.confirmation.helpers import queued
 from tests.conftest import ROOT
+from tests.services.email.test_composer import compose_job
 
 COUNT = 20
 
@@ -122,18 +123,6 @@ def test_a_composing_process_ends_when_the_composer_closes(settings):
     finally:  # one that outlived it would keep pytest from exiting: a red test, not a hang
         if worker in children_of(os.getpid()):
             os.kill(worker, signal.SIGKILL)
-
-
-def compose_job(row_id: int) -> ComposeJob:
-    return ComposeJob(
-        row_id=row_id,
-        to=f"u{row_id}@example.com",
-        template="password_changed",
-        locale="ru",
-        data={"name": "Анна", "changed_at": "x"},
-        message_id=f"<{row_id}@shop.test>",
-        date=datetime.now(UTC),
-    )
 
 
 def kill_and_wait(pid: int) -> None:

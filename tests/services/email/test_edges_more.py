@@ -107,7 +107,9 @@ async def test_an_address_ending_in_an_at_sign_is_refused(smtp_server):
 # -- the renderer -------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+# Built for each test (a few ms), not once per module: mutation testing (`make mutate`)
+# runs a mutant of the constructor only against the tests that called it.
+@pytest.fixture
 def renderer() -> TemplateRenderer:
     return TemplateRenderer(public_base_url="https://shop.example")
 
@@ -156,3 +158,11 @@ def test_the_text_part_ends_with_exactly_one_line_break(tmp_path):
     renderer = TemplateRenderer(directory, public_base_url="https://shop.example")
     email = renderer.render("plain", "en", {"name": "Anna"})
     assert (email.subject, email.text) == ("Hi", "Hello, Anna.\n")
+
+
+def test_a_file_starting_with_an_underscore_is_a_partial_not_an_email(tmp_path):
+    directory = _templates_with(tmp_path, "_footer", "-- \n", "<p>--</p>\n")
+    renderer = TemplateRenderer(directory, public_base_url="https://shop.example")
+    assert "_footer" not in renderer.names()
+    with pytest.raises(UnknownTemplate):
+        renderer.render("_footer", "en", {})

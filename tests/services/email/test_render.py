@@ -39,7 +39,9 @@ def untagged(html: str) -> str:
     return re.sub(r"<[^>]+>", "", html)
 
 
-@pytest.fixture(scope="module")
+# Built for each test (a few ms), not once per module: mutation testing (`make mutate`)
+# runs a mutant of the constructor only against the tests that called it.
+@pytest.fixture
 def renderer() -> TemplateRenderer:
     return TemplateRenderer(public_base_url=BASE_URL)
 

@@ -29,7 +29,9 @@ def settings(**overrides):
     return load_settings(env_file=None, **{**values, **overrides})
 
 
-@pytest.fixture(scope="module")
+# Built for each test (a few ms), not once per module: mutation testing (`make mutate`)
+# runs a mutant of the constructor only against the tests that called it.
+@pytest.fixture
 def service() -> EmailService:
     return EmailService(settings(EMAIL_FROM="noreply@shop.test"))
 
