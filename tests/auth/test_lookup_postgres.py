@@ -17,6 +17,7 @@ from app.auth.lookup import SessionLookup, _AsyncpgDriver
 from app.auth.sessions import create_session
 from app.core.db import DatabaseTimeouts
 from app.users.models import User
+from tests.auth.test_sessions import connect_admin
 from tests.helpers import ON_POSTGRESQL, new_user_data
 
 pytestmark = ON_POSTGRESQL
@@ -69,9 +70,7 @@ async def new_session(engine: AsyncEngine) -> tuple[uuid.UUID, uuid.UUID]:
 async def server_backends(database_url: str, query: str) -> int:
     """Connections to the test database, other than this one, whose latest statement is
     `query` (idle or running)."""
-    admin = await asyncpg.connect(
-        make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    )
+    admin = await connect_admin(database_url)
     try:
         return await admin.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
@@ -205,9 +204,7 @@ async def test_an_idle_connection_the_server_closed_is_replaced(lookup, engine, 
     await lookup.fetch(session_id, user_id)
     driver = lookup._driver
     [held] = driver._idle
-    admin = await asyncpg.connect(
-        make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    )
+    admin = await connect_admin(database_url)
     try:
         assert await admin.fetchval(
             "SELECT pg_terminate_backend($1)", held.get_server_pid()
@@ -278,3 +275,52 @@ async def test_lookups_queued_behind_failing_statements_are_still_sent(lookup, e
             await task
     _, user = await asyncio.wait_for(queued, 5)
     assert user.id == user_id
+
+
+@pytest.mark.parametrize("after_a_drop", [False, True])
+async def test_a_connection_that_cannot_be_opened_is_the_lookups_error(
+    lookup, engine, monkeypatch, after_a_drop
+):
+    session_id, user_id = await new_session(engine)
+    await lookup.fetch(session_id, user_id)
+    driver = lookup._driver
+    [held] = driver._idle
+
+    async def refused():
+        raise ConnectionRefusedError("the database is down")
+
+    monkeypatch.setattr(driver, "_connect", refused)
+    if after_a_drop:  # the held connection fails as dropped, and no new one opens
+        original = asyncpg.Connection.fetch
+
+        async def dropped(self, query, *args, **kwargs):
+            if self is held:
+                raise asyncpg.ConnectionDoesNotExistError("dropped")
+            return await original(self, query, *args, **kwargs)
+
+        monkeypatch.setattr(asyncpg.Connection, "fetch", dropped)
+    else:
+        driver._forget(driver._idle.pop())  # none held: the next lookup must open one
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            *(lookup.fetch(session_id, user_id) for _ in range(2)), return_exceptions=True
+        ),
+        10,
+    )
+    assert [type(result) for result in results] == [ConnectionRefusedError] * 2
+    assert driver._held == 0
+
+
+async def test_the_connection_address_keeps_its_password(monkeypatch):
+    """The URL is rendered for asyncpg with its password (SQLAlchemy hides it by default)."""
+    addresses: list[str] = []
+
+    async def connect(dsn, **kwargs):
+        addresses.append(dsn)
+        raise ConnectionRefusedError
+
+    monkeypatch.setattr(asyncpg, "connect", connect)
+    url = make_url("postgresql+asyncpg://shop:s3cret@db.internal:5432/shop")
+    with pytest.raises(ConnectionRefusedError):
+        await _AsyncpgDriver.open(url, DatabaseTimeouts(), "SELECT 1")
+    assert addresses == ["postgresql://shop:s3cret@db.internal:5432/shop"]
