@@ -146,6 +146,9 @@ def _open_direct(path: str) -> sqlite3.Connection:
     return direct
 
 
+# A lookup waiting for its batch: (session id, user id, its answer), ids as bound.
+_Waiting = tuple[Any, Any, asyncio.Future[Sequence[Any] | None]]
+
 # The errors of a connection the server dropped (restart, idle timeout, terminated). A
 # connection whose termination notice arrives while the query starts fails with asyncpg's
 # InternalClientError ("cannot switch to state 12") rather than a connection error: seen
@@ -189,7 +192,7 @@ class _AsyncpgDriver:
     def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], sql: str):
         self._connect = connect
         self._sql = sql
-        self._queue: list[tuple[Any, Any, asyncio.Future[Sequence[Any] | None]]] = []
+        self._queue: list[_Waiting] = []
         self._idle: list[asyncpg.Connection] = []  # held connections not in use, newest last
         self._held = 0  # held connections open or opening, idle or in use
         self._senders: set[asyncio.Task[None]] = set()
@@ -234,7 +237,7 @@ class _AsyncpgDriver:
     async def _send(self) -> None:
         """Send the queue's lookups in batches on one held connection until none wait."""
         connection: asyncpg.Connection | None = None
-        batch: list[tuple[Any, Any, asyncio.Future[Sequence[Any] | None]]] = []
+        batch: list[_Waiting] = []
         try:
             connection = self._take_idle() or await self._open_held()
             while self._queue:
@@ -269,7 +272,7 @@ class _AsyncpgDriver:
             if self._queue and not self._closed:
                 self._start_sender()  # lookups queued while this sender was failing
 
-    def _take_queue(self) -> list[tuple[Any, Any, asyncio.Future[Sequence[Any] | None]]]:
+    def _take_queue(self) -> list[_Waiting]:
         queue, self._queue = self._queue, []
         return queue
 
@@ -314,7 +317,7 @@ _USER_ID_INDEX = 1 + len(SESSION_COLUMNS) + USER_KEYS.index("id")
 
 
 def _answer(
-    batch: list[tuple[Any, Any, asyncio.Future[Sequence[Any] | None]]],
+    batch: list[_Waiting],
     rows: list[Sequence[Any]],
 ) -> None:
     found = {row[_SESSION_ID_INDEX]: row for row in rows}
@@ -325,9 +328,7 @@ def _answer(
         waiter.set_result(row if row is not None and row[_USER_ID_INDEX] == user_id else None)
 
 
-def _fail(
-    batch: list[tuple[Any, Any, asyncio.Future[Sequence[Any] | None]]], exc: BaseException
-) -> None:
+def _fail(batch: list[_Waiting], exc: BaseException) -> None:
     for _, _, waiter in batch:
         if waiter.done():
             continue

@@ -38,6 +38,15 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def spawned_workers() -> list[int]:
+    """This process's children started by multiprocessing's spawn: composing processes."""
+    return [
+        pid
+        for pid in children_of(os.getpid())
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
 async def test_rows_of_a_killed_worker_go_out_after_the_lease(
     make_app, make_settings, database_url, smtp_server
 ):
@@ -107,12 +116,7 @@ def test_a_composing_process_ends_when_the_composer_closes(settings):
         assert all(future.done() for future in busy)  # done one after the other, before it
         # Exactly the one process asked for, started fresh (spawn: no fork of a process
         # with threads and open connections).
-        spawned = [
-            pid
-            for pid in children_of(os.getpid())
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-        ]
-        assert spawned == [worker]
+        assert spawned_workers() == [worker]
     finally:
         composer.close()
     deadline = time.monotonic() + 10
@@ -154,6 +158,5 @@ async def test_a_composing_process_that_died_is_replaced_at_the_next_batch(setti
         assert second != first
     finally:
         composer.close()
-        for pid in children_of(os.getpid()):
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                os.kill(pid, signal.SIGKILL)
+        for pid in spawned_workers():
+            os.kill(pid, signal.SIGKILL)

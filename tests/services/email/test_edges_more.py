@@ -3,16 +3,15 @@ QUIT that ends a batch, a session refused with exactly 500 or 600, an address en
 `@`, and the renderer's refusals and text part, down to their exact words."""
 
 import logging
-import shutil
 import socket
-from pathlib import Path
 
 import pytest
 
-from app.services.email.render import TEMPLATES_DIR, TemplateRenderer, UnknownTemplate, ru_plural
+from app.services.email.render import TemplateRenderer, UnknownTemplate, ru_plural
 from app.services.email.samples import SAMPLES
 from app.services.email.sender import PermanentDeliveryError, ServerUnavailable
 from app.services.email.service import EmailService
+from tests.services.email.helpers import templates_with
 from tests.services.email.test_smtp_sender import compose, send
 from tests.smtp import settings_for
 
@@ -131,17 +130,8 @@ def test_russian_plurals_past_one_hundred(number, word):
     assert ru_plural(number, "минуту", "минуты", "минут") == word
 
 
-def _templates_with(tmp_path: Path, name: str, text: str, html: str) -> Path:
-    directory = tmp_path / "email"
-    shutil.copytree(TEMPLATES_DIR, directory)
-    for locale in ("ru", "en"):
-        (directory / locale / f"{name}.txt").write_text(text, encoding="utf-8")
-        (directory / locale / f"{name}.html").write_text(html, encoding="utf-8")
-    return directory
-
-
 def test_a_template_that_sets_no_subject_is_refused_by_name(tmp_path):
-    directory = _templates_with(tmp_path, "no_subject", "Hello\n", "<p>Hello</p>\n")
+    directory = templates_with(tmp_path, "no_subject", "Hello\n", "<p>Hello</p>\n")
     renderer = TemplateRenderer(directory, public_base_url="https://shop.example")
     with pytest.raises(RuntimeError) as caught:
         renderer.render("no_subject", "en", {})
@@ -149,7 +139,7 @@ def test_a_template_that_sets_no_subject_is_refused_by_name(tmp_path):
 
 
 def test_the_text_part_ends_with_exactly_one_line_break(tmp_path):
-    directory = _templates_with(
+    directory = templates_with(
         tmp_path,
         "plain",
         "{% set subject = 'Hi' %}\n\n  Hello, {{ name }}.\n\n\n",
@@ -161,7 +151,7 @@ def test_the_text_part_ends_with_exactly_one_line_break(tmp_path):
 
 
 def test_a_file_starting_with_an_underscore_is_a_partial_not_an_email(tmp_path):
-    directory = _templates_with(tmp_path, "_footer", "-- \n", "<p>--</p>\n")
+    directory = templates_with(tmp_path, "_footer", "-- \n", "<p>--</p>\n")
     renderer = TemplateRenderer(directory, public_base_url="https://shop.example")
     assert "_footer" not in renderer.names()
     with pytest.raises(UnknownTemplate):

@@ -16,6 +16,7 @@ from app.services.email.render import (
     ru_plural,
 )
 from app.services.email.samples import SAMPLES
+from tests.services.email.helpers import templates_with
 
 BASE_URL = "https://shop.test"
 EXPECTED = [
@@ -212,17 +213,14 @@ def test_a_template_s_own_styles_are_inlined_and_a_linked_sheet_is_ignored(tmp_p
     """A template's <style> is inlined and dropped like the shared stylesheet. A <link>
     slipped into one must not make every email fetch a URL while it is composed, nor
     reach the recipient. Block tags may be indented (lstrip_blocks)."""
-    directory = tmp_path / "email"
-    shutil.copytree(TEMPLATES_DIR, directory)
-    for locale in ("ru", "en"):
-        (directory / locale / "linked.txt").write_text(
-            "{% set subject = 'Hi' %}A\n    {% if true %}\nB\n    {% endif %}\nC\n"
-        )
-        (directory / locale / "linked.html").write_text(
-            '<html><head><link rel="stylesheet" href="http://127.0.0.1:9/x.css">'
-            "<style>p.own { letter-spacing: 3px }</style></head>"
-            '<body><p class="own">Hi</p></body></html>\n'
-        )
+    directory = templates_with(
+        tmp_path,
+        "linked",
+        "{% set subject = 'Hi' %}A\n    {% if true %}\nB\n    {% endif %}\nC\n",
+        '<html><head><link rel="stylesheet" href="http://127.0.0.1:9/x.css">'
+        "<style>p.own { letter-spacing: 3px }</style></head>"
+        '<body><p class="own">Hi</p></body></html>\n',
+    )
     email = TemplateRenderer(directory, public_base_url=BASE_URL).render("linked", "en", {})
     assert email.text == "A\nB\nC\n"
     assert "<link" not in email.html and "<style" not in email.html
