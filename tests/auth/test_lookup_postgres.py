@@ -91,6 +91,15 @@ async def eventually_no_backends(database_url: str, query: str) -> int:
     return count
 
 
+CLOSED = "^the session lookup is closed$"
+
+
+def failing_after(lookup: SessionLookup, seconds: float) -> str:
+    """The lookup's statement, failing after `seconds` (a division by zero the planner
+    cannot fold away)."""
+    return f"{lookup.sql} AND (SELECT 1 / (count(*) - count(*))::int = 1 FROM pg_sleep({seconds}))"
+
+
 def slowed(lookup: SessionLookup, seconds: float) -> str:
     """The lookup's statement, taking `seconds` longer."""
     return f"{lookup.sql} AND (SELECT true FROM pg_sleep({seconds}))"
@@ -199,6 +208,19 @@ async def test_a_cancelled_lookup_leaves_its_batch_and_connection_alone(lookup, 
     assert driver._idle == [held] and not held.is_closed()
 
 
+async def test_a_cancelled_lookup_leaves_a_failing_batch_to_fail_the_others(lookup, engine):
+    session_id, user_id = await new_session(engine)
+    await lookup.fetch(session_id, user_id)
+    lookup._driver._sql = failing_after(lookup, 0.2)
+    cancelled = asyncio.ensure_future(lookup.fetch(session_id, user_id))
+    failed = asyncio.ensure_future(lookup.fetch(session_id, user_id))
+    await asyncio.sleep(0.05)
+    cancelled.cancel()
+    with pytest.raises(asyncpg.DivisionByZeroError):
+        await asyncio.wait_for(failed, 5)
+    assert cancelled.cancelled()
+
+
 async def test_an_idle_connection_the_server_closed_is_replaced(lookup, engine, database_url):
     session_id, user_id = await new_session(engine)
     await lookup.fetch(session_id, user_id)
@@ -206,11 +228,14 @@ async def test_an_idle_connection_the_server_closed_is_replaced(lookup, engine, 
     [held] = driver._idle
     admin = await connect_admin(database_url)
     try:
-        assert await admin.fetchval(
-            "SELECT pg_terminate_backend($1)", held.get_server_pid()
-        )  # the next lookup may find it closed, or fail on it and retry
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", held.get_server_pid())
     finally:
         await admin.close()
+    for _ in range(100):  # up to 5 s for the client to see its socket closed
+        if held.is_closed():
+            break
+        await asyncio.sleep(0.05)
+    assert held.is_closed()  # so the next lookup finds it closed (not failing on it)
     assert (await lookup.fetch(session_id, user_id))[1].id == user_id
     assert driver._held == 1 and driver._idle[0] is not held
 
@@ -227,10 +252,111 @@ async def test_closing_answers_what_is_out_and_closes_the_connections(lookup, en
     assert sender.done()
     assert (await out)[1].id == user_id  # answered before the close finished
     assert driver._held == 0 and driver._idle == []
-    with pytest.raises(asyncpg.InterfaceError, match="closed"):
+    with pytest.raises(asyncpg.InterfaceError, match=CLOSED):
         await driver.fetch(session_id, user_id)
     assert await eventually_no_backends(database_url, driver._sql) == 0
     assert await eventually_no_backends(database_url, lookup.sql) == 0
+
+
+async def test_closing_while_both_statements_fail_fails_the_lookups_still_queued(lookup, engine):
+    """Statements that fail while the lookup closes start no sender for the queue: what
+    is still queued then gets the closed lookup's error, not a wait with no end."""
+    session_id, user_id = await new_session(engine)
+    await lookup.fetch(session_id, user_id)
+    driver = lookup._driver
+    driver._sql = failing_after(lookup, 0.3)
+    failing = [asyncio.ensure_future(lookup.fetch(session_id, user_id))]
+    await asyncio.sleep(0.05)
+    failing.append(asyncio.ensure_future(lookup.fetch(session_id, user_id)))
+    await asyncio.sleep(0.1)  # both connections busy: the next lookup waits in the queue
+    queued = asyncio.ensure_future(lookup.fetch(session_id, user_id))
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(lookup.close(), 5)
+    for task in failing:
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            await task
+    with pytest.raises(asyncpg.InterfaceError, match=CLOSED):
+        await asyncio.wait_for(queued, 1)
+    assert driver._queue == [] and driver._held == 0 and driver._idle == []
+
+
+async def test_closing_closes_the_idle_connections(lookup, engine, database_url):
+    session_id, user_id = await new_session(engine)
+    await lookup.fetch(session_id, user_id)
+    driver = lookup._driver
+    driver._sql = slowed(lookup, 0.2)
+    first = asyncio.ensure_future(lookup.fetch(session_id, user_id))
+    await asyncio.sleep(0.05)  # its statement is out: the next lookup opens a second one
+    await asyncio.gather(first, lookup.fetch(session_id, user_id))
+    idle = list(driver._idle)
+    assert len(idle) == driver._held == 2
+    await lookup.close()
+    assert all(connection.is_closed() for connection in idle)
+    assert driver._held == 0 and driver._idle == []
+    assert await eventually_no_backends(database_url, driver._sql) == 0
+
+
+class SilencingProxy:
+    """Forwards TCP connections to PostgreSQL until `silence()`; then passes nothing on,
+    either way, and closes nothing: a server (or the network to it) gone silent."""
+
+    def __init__(self, url: str):
+        self.target = make_url(url)
+        self.silent = False
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> Any:
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        return self.target.set(host="127.0.0.1", port=port)
+
+    def silence(self) -> None:
+        self.silent = True
+
+    async def __aenter__(self) -> "SilencingProxy":
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._pipes:
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream = await asyncio.open_connection(
+            self.target.host or "127.0.0.1", self.target.port or 5432
+        )
+        for source, sink in ((reader, upstream[1]), (upstream[0], writer)):
+            self._pipes.add(asyncio.create_task(self._pipe(source, sink)))
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        while data := await source.read(65536):
+            if not self.silent:
+                sink.write(data)
+                await sink.drain()
+
+
+async def test_closing_is_prompt_when_the_server_has_gone_silent(engine, database_url):
+    """Closing a connection waits for the server's goodbye at most the statement timeout
+    (plus the client's margin); then it is dropped, and closing the lookup goes on."""
+    session_id, user_id = await new_session(engine)
+    async with SilencingProxy(database_url) as proxy:
+        proxied = create_async_engine(proxy.url)  # only its address: it never connects
+        lookup = SessionLookup(proxied, timeouts=DatabaseTimeouts(connect=5, statement=0.2))
+        try:
+            await lookup.fetch(session_id, user_id)
+            driver = lookup._driver
+            [held] = driver._idle
+            proxy.silence()
+            await asyncio.wait_for(lookup.close(), 5)
+            assert held.is_closed() and driver._held == 0
+        finally:
+            await lookup.close()
+            await proxied.dispose()
 
 
 async def test_a_batch_whose_connection_was_dropped_is_sent_once_more(lookup, engine, monkeypatch):
@@ -261,8 +387,7 @@ async def test_lookups_queued_behind_failing_statements_are_still_sent(lookup, e
     session_id, user_id = await new_session(engine)
     await lookup.fetch(session_id, user_id)
     driver = lookup._driver
-    # Fails after 0.3 s (a division by zero the planner cannot fold away).
-    driver._sql = f"{lookup.sql} AND (SELECT 1 / (count(*) - count(*))::int = 1 FROM pg_sleep(0.3))"
+    driver._sql = failing_after(lookup, 0.3)
     failing = [asyncio.ensure_future(lookup.fetch(session_id, user_id))]
     await asyncio.sleep(0.05)
     failing.append(asyncio.ensure_future(lookup.fetch(session_id, user_id)))

@@ -120,7 +120,7 @@ class Outbox:
         if len(to) > ADDRESS_MAX_LENGTH:
             raise ValueError("recipient address too long")
         now = utcnow()
-        row = OutboxMessage(
+        row = OutboxMessage(  # pending, no attempts yet: the model's defaults
             message_id=new_message_id(self.sender_address),
             to_address=to,
             template=template,
@@ -128,8 +128,6 @@ class Outbox:
             data=data,
             user_id=user_id,
             newsletter_id=newsletter_id,
-            state=OutboxState.PENDING,
-            attempts=0,
             created_at=now,
             next_attempt_at=now,
         )
