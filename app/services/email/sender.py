@@ -85,8 +85,9 @@ def one_line(value: str) -> str:
 
 
 def new_message_id(sender_address: str) -> str:
-    """`<32 hex digits@the sender's domain>`: unique without asking DNS for our name."""
-    domain = sender_address.rpartition("@")[2].strip().lower() or "localhost"
+    """`<32 hex digits@the sender's domain>`: unique without asking DNS for our name.
+    (`EMAIL_FROM` is validated as an address by Settings: it has one `@` and a domain.)"""
+    domain = sender_address.rpartition("@")[2].strip().lower()
     try:
         domain.encode("ascii")
     except UnicodeEncodeError:
