@@ -98,3 +98,56 @@ async def aiosqlite_threads_settle(url: str) -> None:
     is still open, or it reports "Event loop is closed" from its thread."""
     if url.startswith("sqlite"):
         await asyncio.sleep(0.1)
+
+
+class TcpProxy:
+    """Forwards the TCP connections it accepts on a local port to `host:port`.
+
+    The first `drop` connections are closed as soon as they are accepted (a server that
+    drops connections). After `silence()`, nothing passes either way and nothing is
+    closed (a server, or the network to it, gone silent)."""
+
+    def __init__(self, host: str, port: int, *, drop: int = 0):
+        self.target = (host, port)
+        self.drop = drop
+        self.connections = 0
+        self.silent = False
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.sockets[0].getsockname()[1]
+
+    def silence(self) -> None:
+        self.silent = True
+
+    async def __aenter__(self) -> "TcpProxy":
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._pipes:
+            task.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        if self.connections <= self.drop:
+            writer.close()
+            return
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
+            self._pipes.add(asyncio.create_task(self._pipe(source, sink)))
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                if not self.silent:
+                    sink.write(data)
+                    await sink.drain()
+        finally:
+            sink.close()

@@ -2,9 +2,10 @@
 retried at once (app.auth.ratelimit, RateLimits: ConstantRetryPolicy(..., delay=0)), and
 connections that keep dropping end in a prompt 503, not a 500 or a wait.
 
-A proxy in front of the test Redis closes the first connections it accepts. (How many
-connections a request opens is coredis's business: a login opens one, and each dropped
-one is replaced, so the tests count "more than one", not an exact number.)"""
+A proxy in front of the test Redis (tests.helpers.TcpProxy) closes the first connections
+it accepts. (How many connections a request opens is coredis's business: a login opens
+one, and each dropped one is replaced, so the tests count "more than one", not an exact
+number.)"""
 
 import asyncio
 import os
@@ -15,7 +16,7 @@ import uuid
 import pytest
 
 from tests.conftest import client_for
-from tests.helpers import login_form
+from tests.helpers import TcpProxy, login_form
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 
@@ -24,53 +25,15 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-class DroppingProxy:
-    """Forwards TCP connections to Redis, except the first `drop`, closed when accepted."""
+def dropping_proxy(drop: int) -> TcpProxy:
+    """A proxy in front of the test Redis that closes the first `drop` connections."""
+    target = urllib.parse.urlsplit(REDIS_URL)
+    return TcpProxy(target.hostname or "127.0.0.1", target.port or 6379, drop=drop)
 
-    def __init__(self, drop: int):
-        self.drop = drop
-        self.connections = 0
-        target = urllib.parse.urlsplit(REDIS_URL)
-        self.target = (target.hostname or "127.0.0.1", target.port or 6379)
-        self.database = target.path  # "/13"
-        self._server: asyncio.Server | None = None
-        self._pipes: set[asyncio.Task[None]] = set()
 
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        port = self._server.sockets[0].getsockname()[1]
-        return f"redis://127.0.0.1:{port}{self.database}"
-
-    async def __aenter__(self) -> "DroppingProxy":
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in self._pipes:
-            task.cancel()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        if self.connections <= self.drop:
-            writer.close()
-            return
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
-            task = asyncio.create_task(self._pipe(source, sink))
-            self._pipes.add(task)
-
-    @staticmethod
-    async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        try:
-            while data := await source.read(65536):
-                sink.write(data)
-                await sink.drain()
-        finally:
-            sink.close()
+def proxied(proxy: TcpProxy) -> str:
+    """The test Redis's URL (its database: "/15"), through the proxy."""
+    return f"redis://127.0.0.1:{proxy.port}{urllib.parse.urlsplit(REDIS_URL).path}"
 
 
 async def wrong_password(app) -> tuple[int, float]:
@@ -84,8 +47,8 @@ async def wrong_password(app) -> tuple[int, float]:
 
 
 async def test_a_dropped_connection_is_retried_at_once(make_app):
-    async with DroppingProxy(drop=1) as proxy:
-        app = make_app(REDIS_URL=proxy.url, DB_CONNECT_TIMEOUT_SECONDS=2)
+    async with dropping_proxy(drop=1) as proxy:
+        app = make_app(REDIS_URL=proxied(proxy), DB_CONNECT_TIMEOUT_SECONDS=2)
         status, elapsed = await wrong_password(app)
         assert status == 400  # counted through a new connection: an ordinary refusal
         assert proxy.connections >= 2
@@ -93,8 +56,8 @@ async def test_a_dropped_connection_is_retried_at_once(make_app):
 
 
 async def test_connections_that_keep_dropping_end_in_a_prompt_503(make_app):
-    async with DroppingProxy(drop=1000) as proxy:
-        app = make_app(REDIS_URL=proxy.url, DB_CONNECT_TIMEOUT_SECONDS=2)
+    async with dropping_proxy(drop=1000) as proxy:
+        app = make_app(REDIS_URL=proxied(proxy), DB_CONNECT_TIMEOUT_SECONDS=2)
         status, elapsed = await wrong_password(app)
         assert status == 503
         assert 2 <= proxy.connections <= 10  # retried, a bounded number of times

@@ -18,7 +18,7 @@ from app.auth.sessions import create_session
 from app.core.db import DatabaseTimeouts
 from app.users.models import User
 from tests.auth.test_sessions import connect_admin
-from tests.helpers import ON_POSTGRESQL, new_user_data
+from tests.helpers import ON_POSTGRESQL, TcpProxy, new_user_data
 
 pytestmark = ON_POSTGRESQL
 
@@ -98,6 +98,22 @@ def failing_after(lookup: SessionLookup, seconds: float) -> str:
     """The lookup's statement, failing after `seconds` (a division by zero the planner
     cannot fold away)."""
     return f"{lookup.sql} AND (SELECT 1 / (count(*) - count(*))::int = 1 FROM pg_sleep({seconds}))"
+
+
+async def two_failing_and_one_queued(
+    lookup: SessionLookup, session_id: uuid.UUID, user_id: uuid.UUID
+) -> tuple[list[asyncio.Future[Any]], asyncio.Future[Any]]:
+    """Two lookups whose statements are out on both connections and fail after 0.3 s,
+    and a third waiting in the queue for a connection."""
+    await lookup.fetch(session_id, user_id)  # the driver is open
+    lookup._driver._sql = failing_after(lookup, 0.3)
+    failing = [asyncio.ensure_future(lookup.fetch(session_id, user_id))]
+    await asyncio.sleep(0.05)
+    failing.append(asyncio.ensure_future(lookup.fetch(session_id, user_id)))
+    await asyncio.sleep(0.1)  # both connections busy: the next lookup waits in the queue
+    queued = asyncio.ensure_future(lookup.fetch(session_id, user_id))
+    await asyncio.sleep(0.05)
+    return failing, queued
 
 
 def slowed(lookup: SessionLookup, seconds: float) -> str:
@@ -262,15 +278,8 @@ async def test_closing_while_both_statements_fail_fails_the_lookups_still_queued
     """Statements that fail while the lookup closes start no sender for the queue: what
     is still queued then gets the closed lookup's error, not a wait with no end."""
     session_id, user_id = await new_session(engine)
-    await lookup.fetch(session_id, user_id)
+    failing, queued = await two_failing_and_one_queued(lookup, session_id, user_id)
     driver = lookup._driver
-    driver._sql = failing_after(lookup, 0.3)
-    failing = [asyncio.ensure_future(lookup.fetch(session_id, user_id))]
-    await asyncio.sleep(0.05)
-    failing.append(asyncio.ensure_future(lookup.fetch(session_id, user_id)))
-    await asyncio.sleep(0.1)  # both connections busy: the next lookup waits in the queue
-    queued = asyncio.ensure_future(lookup.fetch(session_id, user_id))
-    await asyncio.sleep(0.05)
     await asyncio.wait_for(lookup.close(), 5)
     for task in failing:
         with pytest.raises(asyncpg.DivisionByZeroError):
@@ -296,56 +305,14 @@ async def test_closing_closes_the_idle_connections(lookup, engine, database_url)
     assert await eventually_no_backends(database_url, driver._sql) == 0
 
 
-class SilencingProxy:
-    """Forwards TCP connections to PostgreSQL until `silence()`; then passes nothing on,
-    either way, and closes nothing: a server (or the network to it) gone silent."""
-
-    def __init__(self, url: str):
-        self.target = make_url(url)
-        self.silent = False
-        self._server: asyncio.Server | None = None
-        self._pipes: set[asyncio.Task[None]] = set()
-
-    @property
-    def url(self) -> Any:
-        assert self._server is not None
-        port = self._server.sockets[0].getsockname()[1]
-        return self.target.set(host="127.0.0.1", port=port)
-
-    def silence(self) -> None:
-        self.silent = True
-
-    async def __aenter__(self) -> "SilencingProxy":
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in self._pipes:
-            task.cancel()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream = await asyncio.open_connection(
-            self.target.host or "127.0.0.1", self.target.port or 5432
-        )
-        for source, sink in ((reader, upstream[1]), (upstream[0], writer)):
-            self._pipes.add(asyncio.create_task(self._pipe(source, sink)))
-
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        while data := await source.read(65536):
-            if not self.silent:
-                sink.write(data)
-                await sink.drain()
-
-
 async def test_closing_is_prompt_when_the_server_has_gone_silent(engine, database_url):
     """Closing a connection waits for the server's goodbye at most the statement timeout
     (plus the client's margin); then it is dropped, and closing the lookup goes on."""
     session_id, user_id = await new_session(engine)
-    async with SilencingProxy(database_url) as proxy:
-        proxied = create_async_engine(proxy.url)  # only its address: it never connects
+    url = make_url(database_url)
+    async with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        # Only the engine's address is used: it never connects.
+        proxied = create_async_engine(url.set(host="127.0.0.1", port=proxy.port))
         lookup = SessionLookup(proxied, timeouts=DatabaseTimeouts(connect=5, statement=0.2))
         try:
             await lookup.fetch(session_id, user_id)
@@ -385,15 +352,8 @@ async def test_a_batch_whose_connection_was_dropped_is_sent_once_more(lookup, en
 
 async def test_lookups_queued_behind_failing_statements_are_still_sent(lookup, engine):
     session_id, user_id = await new_session(engine)
-    await lookup.fetch(session_id, user_id)
+    failing, queued = await two_failing_and_one_queued(lookup, session_id, user_id)
     driver = lookup._driver
-    driver._sql = failing_after(lookup, 0.3)
-    failing = [asyncio.ensure_future(lookup.fetch(session_id, user_id))]
-    await asyncio.sleep(0.05)
-    failing.append(asyncio.ensure_future(lookup.fetch(session_id, user_id)))
-    await asyncio.sleep(0.1)  # both connections busy: the next lookup waits for one
-    queued = asyncio.ensure_future(lookup.fetch(session_id, user_id))
-    await asyncio.sleep(0.05)
     driver._sql = lookup.sql
     for task in failing:
         with pytest.raises(asyncpg.DivisionByZeroError):
