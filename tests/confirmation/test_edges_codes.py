@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import time_machine
-from sqlalchemy import delete, update
+from sqlalchemy import Update, delete, true, update
 
 from app.confirmation import service
 from app.confirmation.models import AccountConfirmation
@@ -110,6 +110,36 @@ async def test_parallel_right_codes_confirm_once_and_the_others_read_used(app, c
     assert {r.json()["code"] for r in responses if r.status_code == 400} == {
         "CONFIRMATION_CODE_USED"
     }
+
+
+async def test_a_code_used_in_parallel_after_the_check_answers_used(app, client):
+    """confirm() reads the code and finds it right; a parallel request confirms with the
+    same code before this one's conditional UPDATE, which then changes nothing: the
+    answer is read from the code's row again (USED), not assumed."""
+    user = await register(client)
+    code = await latest_code(app, user["email"])
+    async with app.state.sessionmaker() as db:
+        account = await db.get(User, uuid.UUID(user["id"]))
+        execute = db.execute
+        parallel: list[Update] = []
+
+        async def parallel_request_first(statement, *args, **kwargs):
+            if isinstance(statement, Update) and not parallel:
+                parallel.append(
+                    update(AccountConfirmation)
+                    .where(AccountConfirmation.user_id == account.id)
+                    .values(confirmation_status=true())
+                )
+                await execute(parallel[0])
+            return await execute(statement, *args, **kwargs)
+
+        db.execute = parallel_request_first  # type: ignore[method-assign]
+        outcome = await app.state.confirmation.confirm(db, account, code)
+        await db.commit()
+    assert parallel, "confirm() sent no UPDATE"
+    assert outcome == service.Outcome.USED
+    again = await client.post("/auth/confirm", json={"email": user["email"], "code": code})
+    assert again.json()["code"] == "CONFIRMATION_CODE_USED"
 
 
 async def _check_after(app, email: str, change, when: datetime) -> tuple[service.Outcome, bool]:
