@@ -6,7 +6,8 @@ connections."""
 
 import asyncio
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
@@ -21,6 +22,8 @@ from tests.auth.test_sessions import connect_admin
 from tests.helpers import ON_POSTGRESQL, TcpProxy, new_user_data
 
 pytestmark = ON_POSTGRESQL
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -81,14 +84,20 @@ async def server_backends(database_url: str, query: str) -> int:
         await admin.close()
 
 
-async def eventually_no_backends(database_url: str, query: str) -> int:
-    """The server notices a closed connection a moment after the client closes it."""
-    for _ in range(100):  # up to 5 s
-        count = await server_backends(database_url, query)
-        if not count:
+async def poll(read: Callable[[], Awaitable[T]], until: Callable[[T], bool]) -> T:
+    """`read()` every 50 ms, for up to 5 s, until `until` holds of what it read; the last
+    value read. (Each end of a connection learns of its close a moment after the other.)"""
+    for _ in range(100):
+        value = await read()
+        if until(value):
             break
         await asyncio.sleep(0.05)
-    return count
+    return value
+
+
+async def eventually_no_backends(database_url: str, query: str) -> int:
+    """The server notices a closed connection a moment after the client closes it."""
+    return await poll(lambda: server_backends(database_url, query), lambda count: not count)
 
 
 CLOSED = "^the session lookup is closed$"
@@ -247,11 +256,11 @@ async def test_an_idle_connection_the_server_closed_is_replaced(lookup, engine, 
         assert await admin.fetchval("SELECT pg_terminate_backend($1)", held.get_server_pid())
     finally:
         await admin.close()
-    for _ in range(100):  # up to 5 s for the client to see its socket closed
-        if held.is_closed():
-            break
-        await asyncio.sleep(0.05)
-    assert held.is_closed()  # so the next lookup finds it closed (not failing on it)
+
+    async def closed() -> bool:
+        return held.is_closed()
+
+    assert await poll(closed, bool)  # so the next lookup finds it closed (not failing on it)
     assert (await lookup.fetch(session_id, user_id))[1].id == user_id
     assert driver._held == 1 and driver._idle[0] is not held
 
